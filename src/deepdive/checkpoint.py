@@ -1,0 +1,46 @@
+"""Model weights as safetensors: plain arrays in, plain arrays out, never pickle.
+
+Weights are held as NumPy arrays (both engines speak NumPy), written
+atomically, and validated on load against the model's own parameter names and
+shapes so a wrong file is a clear error rather than a crash deep in the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepdive.atomic import write_atomic
+from deepdive.errors import UserError
+
+
+def save_weights(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.numpy import save_file
+
+    clean = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def load_weights(path: str | Path, expected: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    """Read a safetensors file; with ``expected`` ({name: shape}) check names and shapes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no model weights at {path}: give a run folder whose training finished at least one epoch")
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({exc}): retrain or restore the run folder") from None
+    if expected is not None:
+        missing = sorted(set(expected) - set(arrays))
+        extra = sorted(set(arrays) - set(expected))
+        if missing or extra:
+            raise UserError(f"{path} does not fit the model (missing {missing[:3]}, unexpected {extra[:3]}): "
+                            "the run's config.json and weights disagree; retrain the run")
+        for name, shape in expected.items():
+            if tuple(arrays[name].shape) != tuple(shape):
+                raise UserError(f"{path}: {name} has shape {tuple(arrays[name].shape)}, the model needs "
+                                f"{tuple(shape)}: the run's config.json and weights disagree; retrain the run")
+    return arrays

@@ -1,0 +1,229 @@
+"""The ``deepdive`` command: argparse subcommands mapped to plain function calls.
+
+No training logic lives here. Exit codes: 0 done, 1 the run failed, 2 bad input
+or usage (one line on stderr), 130/143 interrupted by SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from deepdive.errors import Interrupted, RunFailed, UserError
+
+log = logging.getLogger("deepdive")
+
+ARTICLE_LOSSES = [1.872, 1.604, 1.451, 1.347, 1.273, 1.218, 1.169, 1.132, 1.098, 1.070]
+ARTICLE_ACCURACY = 0.612
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) instead of usage + error."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    """Training flags; defaults are SUPPRESSed so only flags actually given override a --config file."""
+    from deepdive.config import DEVICES, ENGINES
+    from deepdive.data import DATASETS
+    from deepdive.models import MODELS
+    from deepdive.optim import OPTIMIZERS
+
+    S = argparse.SUPPRESS
+    p.add_argument("--config", default=S, metavar="JSON", help="start from a run's config.json; flags given override it")
+    p.add_argument("--model", default=S, choices=list(MODELS), help="model (default simplenet)")
+    p.add_argument("--dataset", default=S, choices=list(DATASETS), help="dataset (default fashion-mnist)")
+    p.add_argument("--data-dir", default=S, metavar="DIR", help="where the dataset lives (default ./data)")
+    p.add_argument("--engine", default=S, choices=ENGINES, help="torch (default) or scratch, the from-scratch NumPy engine")
+    p.add_argument("--optimizer", default=S, choices=list(OPTIMIZERS), help="optimizer (default adam)")
+    p.add_argument("--lr", default=S, type=float, help="learning rate η (default 1e-3)")
+    p.add_argument("--momentum", default=S, type=float, help="momentum γ (sgd: 0; momentum/nesterov: 0.9)")
+    p.add_argument("--weight-decay", default=S, type=float, help="L2 weight decay (default: the optimizer's)")
+    p.add_argument("-b", "--batch-size", default=S, type=int, help="mini-batch size (default 64)")
+    p.add_argument("--epochs", default=S, type=int, help="passes over the training data (default 10)")
+    p.add_argument("--seed", default=S, type=int, help="seed for data order, init and dropout (default 0)")
+    p.add_argument("--device", default=S, choices=DEVICES, help="auto (default), cpu or cuda")
+    p.add_argument("--threads", default=S, type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--limit-train", default=S, type=int, metavar="N", help="class-balanced subset of N training images")
+    p.add_argument("--limit-test", default=S, type=int, metavar="N", help="class-balanced subset of N test images")
+    p.add_argument("--image-size", default=S, type=int, help="imagefolder: resize images to this square size (default 32)")
+    p.add_argument("--normalization", default=S, choices=("dataset", "mnist"),
+                   help="dataset's own mean/std (default) or the article's MNIST (0.1307, 0.3081)")
+    p.add_argument("--article-exact", default=S, action="store_true",
+                   help="simplenet: keep the article's ReLU on the logits (a defect, for reproduction)")
+    p.add_argument("--no-download", dest="download", default=S, action="store_false",
+                   help="cifar10: never download; fail if the data is missing")
+    p.add_argument("--synthetic-shape", default=S, metavar="C,H,W", help="synthetic: image shape (default 3,32,32)")
+    p.add_argument("--synthetic-classes", default=S, type=int, help="synthetic: number of classes (default 10)")
+    p.add_argument("--out", default=S, metavar="DIR", help="run folder (default runs/<time>-<model>-<dataset>)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="deepdive", description="Train, evaluate and understand image classifiers "
+                    "(the 'Deep Learning Deep Dive' article as software).")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("train", help="train a model; leaves a run folder")
+    _train_flags(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--json", action="store_true", help="print only the summary, as one JSON object, on stdout")
+
+    p = sub.add_parser("evaluate", help="reload a run's model and measure it on test data")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--dataset", help="another dataset with the same classes and input shape")
+    p.add_argument("--data-dir", help="where that dataset lives")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+    p = sub.add_parser("reproduce", help="the article's exact experiment, side by side with its published numbers")
+    p.add_argument("experiment", choices=["article"], help="what to reproduce")
+    p.add_argument("--data-dir", default="./data", help="holds cifar-10-batches-py/ (downloaded if missing)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--limit-train", type=int, metavar="N")
+    p.add_argument("--limit-test", type=int, metavar="N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--out", metavar="DIR")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("list", help="models, datasets and optimizers")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):
+    from deepdive.config import TrainConfig
+
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "quiet", "json", "overwrite", "config")}
+    values = {}
+    if hasattr(args, "config"):
+        values = TrainConfig.load(args.config).to_dict()
+        values.pop("out", None)  # a re-run gets a fresh folder unless --out says otherwise
+    synthetic = dict(values.get("synthetic") or TrainConfig().synthetic)
+    if "synthetic_shape" in given:
+        try:
+            synthetic["shape"] = [int(s) for s in given.pop("synthetic_shape").split(",")]
+        except ValueError:
+            raise UserError("--synthetic-shape must be three integers C,H,W, e.g. 3,32,32") from None
+    if "synthetic_classes" in given:
+        synthetic["classes"] = given.pop("synthetic_classes")
+    values.update(given)
+    values["synthetic"] = synthetic
+    return TrainConfig.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    from deepdive.train import run_training
+
+    summary = run_training(_config_from_args(args), overwrite=args.overwrite)
+    _report(summary, args.json)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from deepdive.evaluate import evaluate_run
+    from deepdive.train import set_threads
+
+    set_threads(None)
+    result = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
+              f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from deepdive.config import TrainConfig
+    from deepdive.train import run_training
+
+    cfg = TrainConfig(model="article-cnn", dataset="cifar10", data_dir=args.data_dir, optimizer="adam", lr=1e-3,
+                      batch_size=16, epochs=args.epochs, seed=args.seed, device=args.device,
+                      limit_train=args.limit_train, limit_test=args.limit_test, normalization="mnist",
+                      eval_train_mode=True, download=args.download, out=args.out)
+    summary = run_training(cfg, overwrite=args.overwrite)
+    from deepdive.runs import RunDir
+    metrics = RunDir(summary["run"]).metrics()
+    lines = ["epoch  article loss  this run's loss"]
+    for m in metrics:
+        published = f"{ARTICLE_LOSSES[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(ARTICLE_LOSSES) else "   -"
+        lines.append(f"{m['epoch']:5d}  {published:>12}  {m['train_loss']:15.3f}")
+    lines.append(f"test accuracy: article {100 * ARTICLE_ACCURACY:.1f}% (measured in train mode, dropout on); "
+                 f"this run {100 * summary['test_accuracy']:.1f}% (eval mode), "
+                 f"{100 * summary['test_accuracy_train_mode']:.1f}% (train mode, as the article measured)")
+    summary["article"] = {"train_losses": ARTICLE_LOSSES, "test_accuracy": ARTICLE_ACCURACY}
+    if args.json:
+        print("\n".join(lines), file=sys.stderr)
+        print(json.dumps(summary))
+    else:
+        print("\n".join(lines))
+        print(f"run folder: {summary['run']}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from deepdive.data import DATASETS
+    from deepdive.models import MODELS
+    from deepdive.optim import OPTIMIZERS
+
+    tables = {"models": MODELS, "datasets": DATASETS, "optimizers": OPTIMIZERS}
+    if args.json:
+        print(json.dumps(tables))
+        return 0
+    for title, table in tables.items():
+        print(f"{title}:")
+        width = max(len(k) for k in table)
+        for name, text in table.items():
+            print(f"  {name:<{width}}  {text}")
+    return 0
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(f"{summary['status']}: {summary['model']} on {summary['dataset']}, {summary['epochs']} epoch(s): "
+          f"test accuracy {100 * summary['test_accuracy']:.2f}%, test loss {summary['test_loss']:.4f}, "
+          f"{summary['images_per_second']:.0f} img/s on {summary['device']}")
+    print(f"run folder: {summary['run']}")
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"deepdive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"deepdive {args.command}: interrupted; the run folder records status 'interrupted'", file=sys.stderr)
+        return 143 if exc.signum == signal.SIGTERM else 130
+    except KeyboardInterrupt:
+        print(f"deepdive {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

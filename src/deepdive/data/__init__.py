@@ -1,0 +1,63 @@
+"""Datasets: a registry of names, each loaded into memory as a ``DataBundle``.
+
+Imports of torch and the readers happen inside ``load_dataset`` so that the
+registry itself (used by ``--help`` and config validation) is free to import.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deepdive.config import TrainConfig
+    from deepdive.data.pipeline import DataBundle
+
+log = logging.getLogger("deepdive")
+
+DATASETS = {
+    "cifar10": "CIFAR-10, 32x32 RGB, 10 classes (torchvision's cifar-10-batches-py/ layout; downloaded if missing)",
+    "fashion-mnist": "Fashion-MNIST, 28x28 grey, 10 classes (idx files; also Debian's dataset-fashion-mnist)",
+    "mnist": "MNIST digits, 28x28 grey, 10 classes (idx files)",
+    "imagefolder": "DIR/train/<class>/*, DIR/test/<class>/*, any image PIL opens, resized to --image-size",
+    "synthetic": "generated, learnable data of a chosen shape and class count (tests, smoke runs)",
+}
+
+
+def load_dataset(name: str, cfg: "TrainConfig") -> "DataBundle":
+    """Load the full dataset ``name`` with the options in ``cfg`` (no subsetting)."""
+    from deepdive.data.pipeline import MNIST_MEAN_STD, DataBundle, channel_mean_std
+
+    if name == "cifar10":
+        from deepdive.data.cifar import load_cifar10
+        train, test, classes = load_cifar10(cfg.data_dir, download=cfg.download)
+        mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    elif name in ("fashion-mnist", "mnist"):
+        from deepdive.data.mnist import load_mnist_like
+        train, test, classes = load_mnist_like(name, cfg.data_dir)
+        mean, std = ((0.2860,), (0.3530,)) if name == "fashion-mnist" else MNIST_MEAN_STD
+    elif name == "imagefolder":
+        from deepdive.data.imagefolder import load_imagefolder
+        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size)
+        mean, std = channel_mean_std(train.images)
+    elif name == "synthetic":
+        from deepdive.data.synthetic import make_synthetic
+        spec = cfg.synthetic
+        train, test, classes = make_synthetic(spec["shape"], spec["classes"], spec["train"], spec["test"])
+        mean, std = channel_mean_std(train.images)
+    else:  # the config validated the name already
+        raise KeyError(name)
+    if cfg.normalization == "mnist":
+        mean, std = MNIST_MEAN_STD
+    return DataBundle(name, train, test, list(classes), tuple(mean), tuple(std))
+
+
+def prepare_data(cfg: "TrainConfig") -> "DataBundle":
+    """The dataset a run trains on: loaded, then cut to ``--limit-train/--limit-test``."""
+    from deepdive.data.pipeline import balanced_subset
+
+    bundle = load_dataset(cfg.dataset, cfg)
+    if cfg.limit_train:
+        bundle.train = balanced_subset(bundle.train, cfg.limit_train, cfg.seed)
+    if cfg.limit_test:
+        bundle.test = balanced_subset(bundle.test, cfg.limit_test, cfg.seed + 1)
+    return bundle

@@ -1,0 +1,123 @@
+"""MNIST and Fashion-MNIST from their original idx files (gzipped or not).
+
+Looked for in ``DATA_DIR/FashionMNIST/raw/`` (torchvision's layout),
+``DATA_DIR/`` itself, and for Fashion-MNIST in Debian's
+``/usr/share/datasets/fashion-mnist/``. Headers are validated against the file
+size before any array is allocated, so a header claiming 10^12 images is an
+error, not an out-of-memory crash.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepdive.data.pipeline import Split
+from deepdive.errors import UserError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MNIST_CLASSES = [str(d) for d in range(10)]
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+MAX_IDX_BYTES = 1 << 32  # 4 GiB: far above any MNIST-like file, far below an absurd header
+
+
+def candidate_dirs(name: str, data_dir: str | Path) -> list[Path]:
+    root = Path(data_dir)
+    sub = "FashionMNIST" if name == "fashion-mnist" else "MNIST"
+    dirs = [root / sub / "raw", root / sub, root]
+    if name == "fashion-mnist":
+        dirs.append(DEBIAN_FASHION)
+    return dirs
+
+
+def find_files(name: str, data_dir: str | Path) -> dict[str, Path]:
+    """The first folder holding all four files (plain or .gz) wins."""
+    for folder in candidate_dirs(name, data_dir):
+        found = {}
+        for key, stem in FILES.items():
+            for candidate in (folder / stem, folder / (stem + ".gz")):
+                if candidate.is_file():
+                    found[key] = candidate
+                    break
+        if len(found) == len(FILES):
+            return found
+    where = ", ".join(str(d) for d in candidate_dirs(name, data_dir))
+    hint = " or `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
+    raise UserError(f"{name} idx files not found (looked in {where}): put "
+                    f"{', '.join(FILES.values())} (.gz or not) in --data-dir{hint}")
+
+
+def load_mnist_like(name: str, data_dir: str | Path) -> tuple[Split, Split, list[str]]:
+    files = find_files(name, data_dir)
+    train = _paired(files["train_images"], files["train_labels"])
+    test = _paired(files["test_images"], files["test_labels"])
+    classes = FASHION_CLASSES if name == "fashion-mnist" else MNIST_CLASSES
+    for split, path in ((train, files["train_labels"]), (test, files["test_labels"])):
+        if len(split) and int(split.labels.max()) >= len(classes):
+            raise UserError(f"{path} has label {int(split.labels.max())}, but {name} has {len(classes)} classes: "
+                            "replace it with a good copy")
+    return train, test, classes
+
+
+def _paired(images_path: Path, labels_path: Path) -> Split:
+    images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
+    if images.shape[0] != labels.shape[0]:
+        raise UserError(f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
+                        f"{labels.shape[0]} labels: use files from the same release")
+    return Split(images, labels)
+
+
+def read_idx_images(path: Path) -> torch.Tensor:
+    data = _read_idx(path, expect_dims=3)
+    return torch.from_numpy(data).unsqueeze(1)  # N, 1, H, W
+
+
+def read_idx_labels(path: Path) -> torch.Tensor:
+    return torch.from_numpy(_read_idx(path, expect_dims=1).astype(np.int64))
+
+
+def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise UserError(f"idx file {path} is truncated (no header): replace it with a good copy")
+    zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise UserError(f"{path} is not an idx file of unsigned bytes (magic {raw[:4].hex()}): "
+                        "replace it with a good copy")
+    if dims != expect_dims:
+        kind = "images (3 dimensions)" if expect_dims == 3 else "labels (1 dimension)"
+        raise UserError(f"idx file {path} has {dims} dimensions but should hold {kind}: check which file is which")
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise UserError(f"idx file {path} is truncated (short header): replace it with a good copy")
+    shape = struct.unpack(f">{dims}I", raw[4:header])
+    size = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != size:
+        raise UserError(f"idx file {path} holds {len(raw) - header} bytes of data but its header "
+                        f"{tuple(shape)} needs {size}: the file is truncated or corrupt; replace it")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_IDX_BYTES + 1)
+        else:
+            raw = path.read_bytes()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise UserError(f"{path} is truncated or not valid gzip ({exc}): replace it with a good copy") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise UserError(f"{path} is larger than any idx dataset this reader accepts: check the file")
+    return raw

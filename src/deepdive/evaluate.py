@@ -1,0 +1,77 @@
+"""Evaluation: loss and accuracy of a model on a split, and of a saved run.
+
+Evaluation runs the model in eval mode (dropout off) under ``no_grad``; the
+article's script measured in train mode, which ``train_mode=True`` reproduces.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from deepdive.data.pipeline import Split, iterate_batches
+from deepdive.engines import evaluation
+from deepdive.errors import UserError
+
+
+def evaluate_split(engine, model, split: Split, train_mode: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``split``."""
+    if len(split) == 0:
+        return math.nan, math.nan
+    loss_sum, correct = 0.0, 0
+    with evaluation(model, train_mode), engine.no_grad():
+        for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
+            logits = model(engine.inputs(images))
+            targets = engine.targets(labels)
+            loss_sum += float(engine.cross_entropy(logits, targets, reduction="sum").item())
+            correct += engine.correct(logits, targets)
+    return loss_sum / len(split), correct / len(split)
+
+
+def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
+                 device: str = "auto") -> dict:
+    """Reload a run's weights and measure them on its test split (or on another dataset's)."""
+    from deepdive.config import TrainConfig
+    from deepdive.data import load_dataset, prepare_data
+    from deepdive.data.pipeline import Normalizer
+    from deepdive.loading import load_run_model
+    from deepdive.runs import MODEL_INFO, RunDir
+
+    run = RunDir.open(run_dir)
+    cfg = TrainConfig.from_dict(run.read_json("config.json"))
+    info = run.read_json(MODEL_INFO)
+    if dataset is None and data_dir is None:
+        test = prepare_data(cfg).test
+        source = cfg.dataset
+    else:
+        values = cfg.to_dict()
+        values.update(dataset=dataset or cfg.dataset, data_dir=data_dir or cfg.data_dir,
+                      limit_train=None, normalization="dataset")
+        other = TrainConfig.from_dict(values)
+        bundle = load_dataset(other.dataset, other)
+        if other.limit_test and other.dataset == cfg.dataset:
+            from deepdive.data.pipeline import balanced_subset
+            bundle.test = balanced_subset(bundle.test, other.limit_test, cfg.seed + 1)
+        test = _align_classes(bundle, info)
+        source = other.dataset
+    normalizer = Normalizer(info["mean"], info["std"], info["input_shape"][0])
+    engine, model = load_run_model(run, cfg, info, device, normalizer)
+    if tuple(test.images.shape[1:]) != tuple(info["input_shape"]):
+        raise UserError(f"the {source} images are {tuple(test.images.shape[1:])} but the model takes "
+                        f"{tuple(info['input_shape'])}: use data of the model's input shape (e.g. --image-size)")
+    loss, accuracy = evaluate_split(engine, model, test)
+    return {"run": str(run.path), "dataset": source, "examples": len(test),
+            "test_loss": loss, "test_accuracy": accuracy}
+
+
+def _align_classes(bundle, info) -> Split:
+    """Map another dataset's labels onto the run's class indices, by class name where they match."""
+    import torch
+
+    run_classes = list(info["classes"])
+    if len(bundle.classes) != len(run_classes):
+        raise UserError(f"{bundle.name} has {len(bundle.classes)} classes but the model knows {len(run_classes)}: "
+                        "evaluate on data with the same classes")
+    if sorted(bundle.classes) != sorted(run_classes) or bundle.classes == run_classes:
+        return bundle.test  # same order, or unnamed alike: labels are used as they are
+    mapping = torch.tensor([run_classes.index(c) for c in bundle.classes], dtype=torch.int64)
+    return Split(bundle.test.images, mapping[bundle.test.labels])
