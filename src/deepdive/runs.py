@@ -38,14 +38,19 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    @staticmethod
+    def check_free(path: str | Path, overwrite: bool = False) -> None:
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out {path} is a file: choose a folder path")
+        if path.exists() and not overwrite:
+            raise UserError(f"output folder {path} already exists: choose another --out or add --overwrite")
+
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunDir":
         path = Path(path)
+        cls.check_free(path, overwrite)
         if path.exists():
-            if not overwrite:
-                raise UserError(f"output folder {path} already exists: choose another --out or add --overwrite")
-            if not path.is_dir():
-                raise UserError(f"--out {path} is a file: choose a folder path")
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True)

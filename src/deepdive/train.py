@@ -127,10 +127,16 @@ def run_training(cfg: TrainConfig, overwrite: bool = False) -> dict:
     from deepdive.signals import catch_stop_signals
 
     threads = set_threads(cfg.threads)
+    out = cfg.out or str(default_run_dir(cfg.model, cfg.dataset))
+    RunDir.check_free(out, overwrite)  # fail before the (slow) data loading
     bundle = prepare_data(cfg)
     normalizer = Normalizer(bundle.mean, bundle.std, bundle.input_shape[0])
     engine = make_engine(cfg.engine, cfg.device, normalizer)
-    out = cfg.out or str(default_run_dir(cfg.model, cfg.dataset))
+    seed_everything(cfg.seed)
+    model = engine.build(build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes,
+                                     article_exact=cfg.article_exact))
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
+                                optim=engine.optim)
     run = RunDir.create(out, overwrite=overwrite)
     cfg.out = out
     run.write_json(CONFIG, cfg.to_dict())
@@ -148,11 +154,6 @@ def run_training(cfg: TrainConfig, overwrite: bool = False) -> dict:
     log.info("training %s on %s (%d train / %d test images, %s) -> %s", cfg.model, cfg.dataset,
              len(bundle.train), len(bundle.test), device, run.path)
 
-    seed_everything(cfg.seed)
-    model = engine.build(build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes,
-                                     article_exact=cfg.article_exact))
-    optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
-                                optim=engine.optim)
     with catch_stop_signals() as stop:
         try:
             return fit(cfg, run, bundle, engine, model, optimizer, stop)

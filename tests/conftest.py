@@ -1,0 +1,57 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepdive.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# Small, fast synthetic runs: 1x8x8 images, 4 classes.
+SYNTH = ["--dataset", "synthetic", "--synthetic-shape", "1,8,8", "--synthetic-classes", "4"]
+
+
+class CliResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the deepdive CLI in-process; returns exit code, stdout and stderr."""
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+    return run
+
+
+def run_subprocess(*args, timeout=300, **kwargs):
+    """Run ``python -m deepdive`` in a child process (for exit codes, signals and tracebacks)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "deepdive", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kwargs)
+
+
+def assert_one_line_error(result, *fragments):
+    """Exit 2, exactly one line on stderr naming the problem, no traceback."""
+    code = getattr(result, "code", getattr(result, "returncode", None))
+    err = getattr(result, "err", getattr(result, "stderr", ""))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    error_lines = [line for line in lines if "error" in line]
+    assert len(error_lines) == 1, err
+    for fragment in fragments:
+        assert fragment in error_lines[0], error_lines[0]
