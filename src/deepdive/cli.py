@@ -64,6 +64,8 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
+    from deepdive.optim import OPTIMIZERS
+
     parser = Parser(prog="deepdive", description="Train, evaluate and understand image classifiers "
                     "(the 'Deep Learning Deep Dive' article as software).")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -92,6 +94,21 @@ def build_parser() -> Parser:
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--out", metavar="DIR")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("parity", help="step torch and the from-scratch engine together; compare every number")
+    p.add_argument("--model", default="simplenet", choices=["perceptron", "simplenet", "article-cnn"])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float, help="learning rate (default: 1e-3 adaptive, 1e-2 SGD, 1.0 adadelta)")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("-b", "--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print every step's differences as one JSON object")
+
+    p = sub.add_parser("rosenblatt", help="Rosenblatt's perceptron on separable data and XOR, beside a backprop MLP")
+    p.add_argument("--max-epochs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("list", help="models, datasets and optimizers")
@@ -171,6 +188,43 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_parity(args) -> int:
+    import dataclasses
+
+    from deepdive.parity import format_report, run_parity
+    from deepdive.train import set_threads
+
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value <= 0:
+            raise UserError(f"{flag} {value} is invalid: give a positive integer")
+    if args.lr is not None and not args.lr > 0:
+        raise UserError(f"--lr {args.lr} is invalid: give a positive number")
+    set_threads(1)  # torch and NumPy BLAS threads on 2 cores fight; one thread each is faster here
+    report = run_parity(args.model, args.steps, args.optimizer, args.dtype, lr=args.lr,
+                        batch_size=args.batch_size, seed=args.seed)
+    lines, ok = format_report(report, args.model, args.optimizer, args.dtype)
+    if args.json:
+        print("\n".join(lines), file=sys.stderr)
+        print(json.dumps({"ok": ok, "model": args.model, "optimizer": args.optimizer, "dtype": args.dtype,
+                          "steps": [dataclasses.asdict(d) for d in report]}))
+    else:
+        print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_rosenblatt(args) -> int:
+    from deepdive.rosenblatt import format_results, run
+
+    if args.max_epochs <= 0:
+        raise UserError(f"--max-epochs {args.max_epochs} is invalid: give a positive integer")
+    results = run(args.max_epochs, args.seed)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print("\n".join(format_results(results, args.max_epochs)))
+    return 0
+
+
 def cmd_list(args) -> int:
     from deepdive.data import DATASETS
     from deepdive.models import MODELS
@@ -198,7 +252,8 @@ def _report(summary: dict, as_json: bool) -> None:
     print(f"run folder: {summary['run']}")
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "list": cmd_list}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "parity": cmd_parity,
+            "rosenblatt": cmd_rosenblatt, "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,7 +77,9 @@ class Conv2d(Function):
         o, _, kh, kw = w_shape
         g_mat = g.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
         gw = (g_mat.T @ cols).reshape(w_shape)
-        gb = g_mat.sum(axis=0)
+        # Σ over N·OH·OW positions: a long sum down a column, accumulated in float64 so float32
+        # runs lose no more to rounding than torch does
+        gb = g_mat.sum(axis=0, dtype=np.float64).astype(g_mat.dtype, copy=False)
         gx = None
         if ctx.needs_input_grad[0]:
             g_cols = (g_mat @ w_mat).reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)

@@ -103,7 +103,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if not isinstance(data, np.ndarray):
+        if isinstance(data, np.generic):  # a NumPy scalar (0-d arithmetic returns these): keep its dtype
+            data = np.asarray(data)
+        elif not isinstance(data, np.ndarray):
             array = np.asarray(data)
             data = array.astype(np.float32) if array.dtype == np.float64 else array
         if dtype is not None:
