@@ -61,6 +61,14 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic-shape", default=S, metavar="C,H,W", help="synthetic: image shape (default 3,32,32)")
     p.add_argument("--synthetic-classes", default=S, type=int, help="synthetic: number of classes (default 10)")
     p.add_argument("--out", default=S, metavar="DIR", help="run folder (default runs/<time>-<model>-<dataset>)")
+    p.add_argument("--save-every", default=S, type=int, metavar="N", help="checkpoint every N epochs (default 1)")
+    p.add_argument("--keep", default=S, type=int, metavar="K",
+                   help="keep checkpoints/epoch-NNN.safetensors of the last K epochs (default 0)")
+    p.add_argument("--val-split", default=S, type=float, metavar="F",
+                   help="hold out a stratified fraction F of train; best.safetensors then follows validation")
+    p.add_argument("--grad-clip", default=S, type=float, metavar="NORM", help="clip the gradients' global norm")
+    p.add_argument("--strict", default=S, action="store_true",
+                   help="imagefolder: refuse unreadable files instead of skipping them")
 
 
 def build_parser() -> Parser:
@@ -74,6 +82,8 @@ def build_parser() -> Parser:
     p = sub.add_parser("train", help="train a model; leaves a run folder")
     _train_flags(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="with --resume: accept flags that change the run")
     p.add_argument("--json", action="store_true", help="print only the summary, as one JSON object, on stdout")
 
     p = sub.add_parser("evaluate", help="reload a run's model and measure it on test data")
@@ -116,34 +126,50 @@ def build_parser() -> Parser:
     return parser
 
 
-def _config_from_args(args: argparse.Namespace):
+def _given_flags(args: argparse.Namespace, base: dict) -> dict:
+    """The config values the user's flags set (defaults were SUPPRESSed), on top of ``base``."""
     from deepdive.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items()
-             if k not in ("command", "quiet", "json", "overwrite", "config")}
+             if k not in ("command", "quiet", "json", "overwrite", "config", "resume", "force")}
+    if "synthetic_shape" in given or "synthetic_classes" in given:
+        synthetic = dict(base.get("synthetic") or TrainConfig().synthetic)
+        if "synthetic_shape" in given:
+            try:
+                synthetic["shape"] = [int(s) for s in given.pop("synthetic_shape").split(",")]
+            except ValueError:
+                raise UserError("--synthetic-shape must be three integers C,H,W, e.g. 3,32,32") from None
+        if "synthetic_classes" in given:
+            synthetic["classes"] = given.pop("synthetic_classes")
+        given["synthetic"] = synthetic
+    return given
+
+
+def cmd_train(args) -> int:
+    from deepdive.config import TrainConfig
+    from deepdive.train import run_training
+
+    if args.resume:
+        from deepdive.resume import resume_run
+        if hasattr(args, "config"):
+            raise UserError("--config cannot be combined with --resume: the run's own config is used")
+        base = TrainConfig.load(f"{args.resume}/config.json").to_dict() if _is_run(args.resume) else {}
+        summary = resume_run(args.resume, _given_flags(args, base), force=args.force)
+        _report(summary, args.json)
+        return 0
     values = {}
     if hasattr(args, "config"):
         values = TrainConfig.load(args.config).to_dict()
         values.pop("out", None)  # a re-run gets a fresh folder unless --out says otherwise
-    synthetic = dict(values.get("synthetic") or TrainConfig().synthetic)
-    if "synthetic_shape" in given:
-        try:
-            synthetic["shape"] = [int(s) for s in given.pop("synthetic_shape").split(",")]
-        except ValueError:
-            raise UserError("--synthetic-shape must be three integers C,H,W, e.g. 3,32,32") from None
-    if "synthetic_classes" in given:
-        synthetic["classes"] = given.pop("synthetic_classes")
-    values.update(given)
-    values["synthetic"] = synthetic
-    return TrainConfig.from_dict(values)
-
-
-def cmd_train(args) -> int:
-    from deepdive.train import run_training
-
-    summary = run_training(_config_from_args(args), overwrite=args.overwrite)
+    values.update(_given_flags(args, values))
+    summary = run_training(TrainConfig.from_dict(values), overwrite=args.overwrite)
     _report(summary, args.json)
     return 0
+
+
+def _is_run(path: str) -> bool:
+    from pathlib import Path
+    return (Path(path) / "config.json").is_file()
 
 
 def cmd_evaluate(args) -> int:
@@ -246,10 +272,19 @@ def _report(summary: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary))
         return
+    if summary.get("already_completed"):
+        print(f"{summary['run']} already completed {summary['epochs']} epoch(s): nothing to resume "
+              f"(test accuracy {100 * summary['test_accuracy']:.2f}%)")
+        return
     print(f"{summary['status']}: {summary['model']} on {summary['dataset']}, {summary['epochs']} epoch(s): "
           f"test accuracy {100 * summary['test_accuracy']:.2f}%, test loss {summary['test_loss']:.4f}, "
           f"{summary['images_per_second']:.0f} img/s on {summary['device']}")
     print(f"run folder: {summary['run']}")
+
+
+def _printable(text: str) -> str:
+    """File names that are not UTF-8 reach Python as lone surrogates: show their bytes as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "parity": cmd_parity,
@@ -267,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"deepdive {args.command}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:
+            print(f"deepdive {args.command}: error: {_printable(line)}", file=sys.stderr)
         return 2
     except RunFailed as exc:
         print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
@@ -278,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepdive {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the OS refuses (too long, not a folder, ...): bad input, not a crash
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(_printable(f"deepdive {args.command}: error: cannot use{where}: {exc.strerror or exc}; "
+                         "check the paths given"), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -42,6 +42,11 @@ class TrainConfig:
     normalization: str = "dataset"  # "mnist": the article's (0.1307, 0.3081) on every channel
     eval_train_mode: bool = False  # also report accuracy with dropout active, as the article's script measured it
     threads: int | None = None  # CPU threads for torch; None: all cores
+    save_every: int = 1  # checkpoint every N epochs (and always at the end)
+    keep: int = 0  # keep checkpoints/epoch-NNN.safetensors for the last K epochs
+    val_split: float | None = None  # hold out this stratified fraction of train for validation
+    grad_clip: float | None = None  # clip the global gradient norm to this
+    strict: bool = False  # imagefolder: refuse unreadable files instead of skipping them
     synthetic: dict = field(default_factory=lambda: {"shape": [3, 32, 32], "classes": 10, "train": 2000, "test": 500})
 
     def __post_init__(self) -> None:
@@ -62,6 +67,13 @@ class TrainConfig:
         _positive("batch-size", self.batch_size, int)
         _positive("epochs", self.epochs, int)
         _positive("image-size", self.image_size, int)
+        _positive("save-every", self.save_every, int)
+        if not isinstance(self.keep, int) or self.keep < 0:
+            raise UserError(f"--keep {self.keep!r} is invalid: give 0 or a positive integer")
+        if self.val_split is not None and not (0 < self.val_split < 1):
+            raise UserError(f"--val-split {self.val_split} is out of range: give a fraction between 0 and 1, e.g. 0.1")
+        if self.grad_clip is not None:
+            _positive("grad-clip", self.grad_clip, float)
         for name in ("limit_train", "limit_test", "threads"):
             value = getattr(self, name)
             if value is not None:

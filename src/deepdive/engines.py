@@ -66,6 +66,15 @@ class TorchEngine:
         state = {k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
         model.load_state_dict(state)
 
+    def optimizer_state(self, optimizer) -> dict:
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, optimizer, state: dict) -> None:
+        optimizer.load_state_dict(state)
+
+    def clip_grad_norm(self, model, max_norm: float) -> float:
+        return float(self.torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+
 
 class ScratchEngine:
     """The from-scratch NumPy engine behind the same interface (CPU only).
@@ -114,6 +123,25 @@ class ScratchEngine:
 
     def load_weights(self, model, arrays: dict[str, np.ndarray]) -> None:
         model.load_state_dict(arrays)
+
+    def optimizer_state(self, optimizer) -> dict:
+        from deepdive.state import numpy_tree_to_torch
+        return numpy_tree_to_torch(optimizer.state_dict())
+
+    def load_optimizer_state(self, optimizer, state: dict) -> None:
+        from deepdive.state import torch_tree_to_numpy
+        optimizer.load_state_dict(torch_tree_to_numpy(state))
+
+    def clip_grad_norm(self, model, max_norm: float) -> float:
+        """Scale all gradients by min(1, max_norm / ‖g‖₂), ‖g‖₂ over every parameter together (as torch)."""
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        total = float(np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads)))
+        scale = max_norm / (total + 1e-6)
+        if scale < 1:
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad = p.grad * p.grad.dtype.type(scale)
+        return total
 
 
 def make_engine(name: str, device: str, normalizer):

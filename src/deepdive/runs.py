@@ -4,7 +4,9 @@
     model.json      what prediction needs: model, classes, input shape, normalization
     metrics.jsonl   one JSON object per epoch
     summary.json    status (running | completed | failed | interrupted) and final figures
-    model.safetensors  the weights behind the reported accuracy
+    model.safetensors  the weights of the latest completed epoch (what evaluate and predict load)
+    best.safetensors   the best epoch's weights (by validation accuracy with --val-split, else test)
+    state.pt        the training state for exact resume (loads with torch.load(weights_only=True))
 
 JSON files are replaced atomically; metrics.jsonl is appended a whole line at a time.
 """
@@ -20,8 +22,9 @@ from typing import Any
 from deepdive.atomic import write_json_atomic
 from deepdive.errors import UserError
 
-CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS = (
-    "config.json", "model.json", "metrics.jsonl", "summary.json", "model.safetensors")
+CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE = (
+    "config.json", "model.json", "metrics.jsonl", "summary.json", "model.safetensors", "best.safetensors",
+    "state.pt")
 
 
 def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
@@ -89,8 +92,26 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
+    def truncate_metrics(self, epochs: int) -> None:
+        """Keep the records of the first ``epochs`` epochs: later ones belong to work a resume redoes."""
+        from deepdive.atomic import write_bytes_atomic
+
+        path = self.path / METRICS
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and _complete_record(line) and json.loads(line)["epoch"] <= epochs]
+        write_bytes_atomic(path, "".join(line + "\n" for line in kept).encode())
+
     def metrics(self) -> list[dict]:
         path = self.path / METRICS
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _complete_record(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:  # a line torn by a crash mid-append
+        return False

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from deepdive.config import TrainConfig
     from deepdive.data.pipeline import DataBundle
 
+from deepdive.errors import UserError
+
 log = logging.getLogger("deepdive")
 
 DATASETS = {
@@ -25,6 +27,14 @@ DATASETS = {
 
 def load_dataset(name: str, cfg: "TrainConfig") -> "DataBundle":
     """Load the full dataset ``name`` with the options in ``cfg`` (no subsetting)."""
+    try:
+        return _load(name, cfg)
+    except OSError as exc:  # unreadable folder, path too long, I/O error: the data, not the run
+        where = exc.filename if exc.filename is not None else cfg.data_dir
+        raise UserError(f"cannot read {name} data at {where!r} ({exc.strerror or exc}): check --data-dir") from None
+
+
+def _load(name: str, cfg: "TrainConfig") -> "DataBundle":
     from deepdive.data.pipeline import MNIST_MEAN_STD, DataBundle, channel_mean_std
 
     if name == "cifar10":
@@ -37,7 +47,7 @@ def load_dataset(name: str, cfg: "TrainConfig") -> "DataBundle":
         mean, std = ((0.2860,), (0.3530,)) if name == "fashion-mnist" else MNIST_MEAN_STD
     elif name == "imagefolder":
         from deepdive.data.imagefolder import load_imagefolder
-        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size)
+        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict)
         mean, std = channel_mean_std(train.images)
     elif name == "synthetic":
         from deepdive.data.synthetic import make_synthetic
@@ -52,12 +62,14 @@ def load_dataset(name: str, cfg: "TrainConfig") -> "DataBundle":
 
 
 def prepare_data(cfg: "TrainConfig") -> "DataBundle":
-    """The dataset a run trains on: loaded, then cut to ``--limit-train/--limit-test``."""
-    from deepdive.data.pipeline import balanced_subset
+    """The dataset a run trains on: loaded, cut to ``--limit-train/--limit-test``, validation held out."""
+    from deepdive.data.pipeline import balanced_subset, stratified_split
 
     bundle = load_dataset(cfg.dataset, cfg)
     if cfg.limit_train:
         bundle.train = balanced_subset(bundle.train, cfg.limit_train, cfg.seed)
     if cfg.limit_test:
         bundle.test = balanced_subset(bundle.test, cfg.limit_test, cfg.seed + 1)
+    if cfg.val_split:
+        bundle.train, bundle.val = stratified_split(bundle.train, cfg.val_split, cfg.seed + 2)
     return bundle

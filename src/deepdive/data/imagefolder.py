@@ -2,10 +2,12 @@
 
 Any file PIL opens is converted to RGB and resized to ``image_size`` square.
 Class names are the sorted folder names of the train split; the test split must
-use the same ones. An unreadable file is an error naming it.
+use the same ones. Files PIL cannot read are skipped with one warning (a count
+and the first few names), or refused with ``strict``.
 """
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,14 +17,17 @@ import torch
 from deepdive.data.pipeline import Split
 from deepdive.errors import UserError
 
+log = logging.getLogger("deepdive")
 
-def load_imagefolder(data_dir: str | Path, image_size: int) -> tuple[Split, Split, list[str]]:
+
+def load_imagefolder(data_dir: str | Path, image_size: int, strict: bool = False) -> tuple[Split, Split, list[str]]:
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist: give a folder holding train/<class>/ and test/<class>/")
     train_files, classes = _scan(root / "train", None)
     test_files, _ = _scan(root / "test", classes)
-    return _decode(train_files, image_size), _decode(test_files, image_size), classes
+    train = _decode(train_files, image_size, strict, classes, require_every_class=True)
+    return train, _decode(test_files, image_size, strict, classes), classes
 
 
 def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[tuple[Path, int]], list[str]]:
@@ -51,26 +56,55 @@ def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[tuple[Path, 
     return files, classes
 
 
-def _load_one(path: Path, image_size: int) -> np.ndarray:
+class UnreadableImage(Exception):
+    pass
+
+
+def load_image(path: Path, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Open any image PIL reads, convert to RGB (or grey for 1 channel), resize: (H, W, C) uint8.
+
+    Training data and ``predict`` both go through here, so a file is seen the same way by both.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (image_size, image_size):
-                img = img.resize((image_size, image_size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {path} ({type(exc).__name__}): remove or replace the file") from None
+            img = img.convert("RGB" if channels == 3 else "L")
+            if img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"{type(exc).__name__}") from None
+    return array[:, :, None] if array.ndim == 2 else array
 
 
-def _decode(files: list[tuple[Path, int]], image_size: int) -> Split:
+def _decode(files: list[tuple[Path, int]], image_size: int, strict: bool, classes: list[str],
+            require_every_class: bool = False) -> Split:
     images = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
+    ok = np.ones(len(files), dtype=bool)
 
     def work(i: int) -> None:
-        images[i] = _load_one(files[i][0], image_size)
+        try:
+            images[i] = load_image(files[i][0], (image_size, image_size))
+        except UnreadableImage:
+            ok[i] = False
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(work, range(len(files))))
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels)
+    bad = [str(files[i][0]) for i in np.flatnonzero(~ok)]
+    if bad and strict:
+        raise UserError(f"cannot read image {bad[0]} ({len(bad)} unreadable file(s) in all): "
+                        "remove or replace them, or drop --strict to skip them")
+    if bad:
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        log.warning("warning: skipped %d unreadable or non-image file(s): %s", len(bad), shown)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)[torch.from_numpy(ok)]
+    if require_every_class:
+        counts = torch.bincount(labels, minlength=len(classes))
+        empty = [classes[i] for i in range(len(classes)) if counts[i] == 0]
+        if empty:
+            raise UserError(f"class folder(s) {', '.join(empty)} hold no readable image: add images or remove them")
+    if len(labels) == 0:
+        raise UserError("the image folder holds no readable image: add images PIL can open")
+    kept = torch.from_numpy(images[ok])
+    return Split(kept.permute(0, 3, 1, 2).contiguous(), labels)

@@ -48,6 +48,7 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     notes: list[str] = field(default_factory=list)
+    val: Split | None = None  # held out of train by --val-split
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -104,6 +105,20 @@ def balanced_subset(split: Split, n: int, seed: int) -> Split:
     return split.subset(index)
 
 
+def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out ``fraction`` of each class (at least one example per class that has two or more)."""
+    gen = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for c in torch.unique(split.labels):
+        members = torch.nonzero(split.labels == c).flatten()
+        members = members[torch.randperm(len(members), generator=gen)]
+        n_held = min(len(members) - 1, max(1, round(fraction * len(members)))) if len(members) > 1 else 0
+        held.append(members[:n_held])
+        keep.append(members[n_held:])
+    keep_idx, held_idx = torch.cat(keep).sort().values, torch.cat(held).sort().values
+    return split.subset(keep_idx), split.subset(held_idx)
+
+
 class Normalizer:
     """uint8 batch -> float32 ``(x / 255 - mean) / std``, done on whole batches."""
 
@@ -121,12 +136,18 @@ class Normalizer:
         return (images.to(torch.float32).div_(255.0) - mean) / std
 
 
-def iterate_batches(split: Split, batch_size: int, *, shuffle: bool,
-                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (uint8 images, labels) batches; the last may be smaller, as in DataLoader."""
+def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
+                    generator: torch.Generator | None = None, order: torch.Tensor | None = None,
+                    start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (uint8 images, labels) batches; the last may be smaller, as in DataLoader.
+
+    ``order`` fixes the epoch's permutation (a resumed epoch replays it from
+    ``start_batch``); otherwise ``shuffle`` draws one from ``generator``.
+    """
     n = len(split)
-    order = torch.randperm(n, generator=generator) if shuffle else None
-    for start in range(0, n, batch_size):
+    if order is None and shuffle:
+        order = torch.randperm(n, generator=generator)
+    for start in range(start_batch * batch_size, n, batch_size):
         if order is None:
             yield split.images[start:start + batch_size], split.labels[start:start + batch_size]
         else:
