@@ -93,6 +93,13 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
 
+    p = sub.add_parser("predict", help="top-K classes for image files with a run's model")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="image files or folders of them")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true", help='a list of {"file", "predictions": [...]} or {"file", "error"}')
+
     p = sub.add_parser("reproduce", help="the article's exact experiment, side by side with its published numbers")
     p.add_argument("experiment", choices=["article"], help="what to reproduce")
     p.add_argument("--data-dir", default="./data", help="holds cifar-10-batches-py/ (downloaded if missing)")
@@ -183,6 +190,29 @@ def cmd_evaluate(args) -> int:
     else:
         print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
               f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from deepdive.predict import predict_files
+    from deepdive.train import set_threads
+
+    set_threads(None)
+    results = predict_files(args.run_dir, args.images, args.top_k, args.device)
+    predicted = sum(1 for r in results if "predictions" in r)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            else:
+                tops = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in r["predictions"])
+                print(f"{r['file']}: {tops}")
+    if predicted == 0:
+        print("deepdive predict: error: no image could be predicted: give image files PIL can open",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -287,7 +317,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce, "parity": cmd_parity,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "reproduce": cmd_reproduce, "parity": cmd_parity,
             "rosenblatt": cmd_rosenblatt, "list": cmd_list}
 
 

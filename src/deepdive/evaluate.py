@@ -45,9 +45,9 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
     else:
         values = cfg.to_dict()
         values.update(dataset=dataset or cfg.dataset, data_dir=data_dir or cfg.data_dir,
-                      limit_train=None, normalization="dataset")
+                      limit_train=None, val_split=None, normalization="dataset")
         other = TrainConfig.from_dict(values)
-        bundle = load_dataset(other.dataset, other)
+        bundle = load_dataset(other.dataset, other, test_only=True)
         if other.limit_test and other.dataset == cfg.dataset:
             from deepdive.data.pipeline import balanced_subset
             bundle.test = balanced_subset(bundle.test, other.limit_test, cfg.seed + 1)

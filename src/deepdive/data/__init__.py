@@ -25,16 +25,20 @@ DATASETS = {
 }
 
 
-def load_dataset(name: str, cfg: "TrainConfig") -> "DataBundle":
-    """Load the full dataset ``name`` with the options in ``cfg`` (no subsetting)."""
+def load_dataset(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle":
+    """Load the full dataset ``name`` with the options in ``cfg`` (no subsetting).
+
+    ``test_only`` lets readers that decode file by file skip the training split
+    (its normalization statistics are then not computed: the caller has its own).
+    """
     try:
-        return _load(name, cfg)
+        return _load(name, cfg, test_only)
     except OSError as exc:  # unreadable folder, path too long, I/O error: the data, not the run
         where = exc.filename if exc.filename is not None else cfg.data_dir
         raise UserError(f"cannot read {name} data at {where!r} ({exc.strerror or exc}): check --data-dir") from None
 
 
-def _load(name: str, cfg: "TrainConfig") -> "DataBundle":
+def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle":
     from deepdive.data.pipeline import MNIST_MEAN_STD, DataBundle, channel_mean_std
 
     if name == "cifar10":
@@ -47,8 +51,8 @@ def _load(name: str, cfg: "TrainConfig") -> "DataBundle":
         mean, std = ((0.2860,), (0.3530,)) if name == "fashion-mnist" else MNIST_MEAN_STD
     elif name == "imagefolder":
         from deepdive.data.imagefolder import load_imagefolder
-        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict)
-        mean, std = channel_mean_std(train.images)
+        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only)
+        mean, std = channel_mean_std(train.images) if len(train) else ((0.5,) * 3, (0.25,) * 3)
     elif name == "synthetic":
         from deepdive.data.synthetic import make_synthetic
         spec = cfg.synthetic

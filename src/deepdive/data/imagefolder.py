@@ -20,13 +20,18 @@ from deepdive.errors import UserError
 log = logging.getLogger("deepdive")
 
 
-def load_imagefolder(data_dir: str | Path, image_size: int, strict: bool = False) -> tuple[Split, Split, list[str]]:
+def load_imagefolder(data_dir: str | Path, image_size: int, strict: bool = False,
+                     test_only: bool = False) -> tuple[Split, Split, list[str]]:
+    """Decode both splits (``test_only``: the train split is scanned for class names, not decoded)."""
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist: give a folder holding train/<class>/ and test/<class>/")
     train_files, classes = _scan(root / "train", None)
     test_files, _ = _scan(root / "test", classes)
-    train = _decode(train_files, image_size, strict, classes, require_every_class=True)
+    if test_only:
+        train = Split(torch.empty((0, 3, image_size, image_size), dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
+    else:
+        train = _decode(train_files, image_size, strict, classes, require_every_class=True)
     return train, _decode(test_files, image_size, strict, classes), classes
 
 
