@@ -63,7 +63,7 @@ def test_bad_config_file(cli, tmp_path):
 def test_list(cli):
     result = cli("list", "--json")
     tables = result.json()
-    assert set(tables["models"]) == {"perceptron", "simplenet", "article-cnn"}
+    assert set(tables["models"]) == {"perceptron", "simplenet", "article-cnn", "fastnet"}
     assert set(tables["datasets"]) == {"cifar10", "fashion-mnist", "mnist", "imagefolder", "synthetic"}
     assert set(tables["optimizers"]) == {"sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam",
                                          "adamw"}

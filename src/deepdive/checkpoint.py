@@ -40,6 +40,8 @@ def load_weights(path: str | Path, expected: dict[str, tuple] | None = None) -> 
             raise UserError(f"{path} does not fit the model (missing {missing[:3]}, unexpected {extra[:3]}): "
                             "the run's config.json and weights disagree; retrain the run")
         for name, shape in expected.items():
+            if arrays[name].size == int(np.prod(shape)) and arrays[name].ndim != len(shape):
+                arrays[name] = arrays[name].reshape(shape)  # 0-d buffers come back from safetensors as (1,)
             if tuple(arrays[name].shape) != tuple(shape):
                 raise UserError(f"{path}: {name} has shape {tuple(arrays[name].shape)}, the model needs "
                                 f"{tuple(shape)}: the run's config.json and weights disagree; retrain the run")

@@ -67,8 +67,33 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-split", default=S, type=float, metavar="F",
                    help="hold out a stratified fraction F of train; best.safetensors then follows validation")
     p.add_argument("--grad-clip", default=S, type=float, metavar="NORM", help="clip the gradients' global norm")
+    p.add_argument("-j", "--workers", default=S, type=int,
+                   help="DataLoader workers, used only when an image folder must be streamed (default 2)")
     p.add_argument("--strict", default=S, action="store_true",
                    help="imagefolder: refuse unreadable files instead of skipping them")
+    from deepdive.data.augment import AUGMENTATIONS
+    from deepdive.recipes import RECIPES
+    from deepdive.schedule import SCHEDULES
+    g = p.add_argument_group("fast training (see `deepdive list` for recipes)")
+    g.add_argument("--recipe", default=S, choices=list(RECIPES), help="a named preset; flags given override it")
+    g.add_argument("--schedule", default=S, choices=SCHEDULES, help="learning-rate schedule (default constant)")
+    g.add_argument("--warmup", default=S, type=float, metavar="F", help="warm-up fraction of training")
+    g.add_argument("--label-smoothing", default=S, type=float)
+    g.add_argument("--ema", default=S, type=float, metavar="DECAY", help="evaluate an EMA of the weights")
+    g.add_argument("--augment", default=S, choices=AUGMENTATIONS, help="batched augmentation (default none)")
+    g.add_argument("--crop-pad", default=S, type=int, metavar="PX", help="random-crop translation (default 2)")
+    g.add_argument("--tta", default=S, choices=("none", "flip", "flip-shift"), help="test-time augmentation")
+    g.add_argument("--widths", default=S, metavar="W1,W2,...", help="fastnet block widths, e.g. 64,256,256")
+    g.add_argument("--no-whiten", dest="whiten", default=S, action="store_false",
+                   help="fastnet: a trainable first layer instead of frozen patch whitening")
+    g.add_argument("--decoupled-wd", default=S, action="store_true", help="weight decay θ ← θ(1 − ηλ)")
+    g.add_argument("--amp", default=S, action="store_true", help="bf16 autocast (CUDA)")
+    g.add_argument("--compile", default=S, action="store_true", help="torch.compile the model")
+    g.add_argument("--target-accuracy", default=S, type=float, metavar="A",
+                   help="stop as soon as the test accuracy reaches A (a fraction, e.g. 0.612)")
+    g.add_argument("--time-budget", default=S, type=float, metavar="SECONDS",
+                   help="train for this long; the schedule follows the clock (not bit-reproducible)")
+    g.add_argument("--evals-per-epoch", default=S, type=int, help="test evaluations per epoch with a target")
 
 
 def build_parser() -> Parser:
@@ -139,6 +164,11 @@ def _given_flags(args: argparse.Namespace, base: dict) -> dict:
 
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "quiet", "json", "overwrite", "config", "resume", "force")}
+    if "widths" in given:
+        try:
+            given["widths"] = [int(w) for w in given["widths"].split(",")]
+        except ValueError:
+            raise UserError("--widths must be integers separated by commas, e.g. 64,256,256") from None
     if "synthetic_shape" in given or "synthetic_classes" in given:
         synthetic = dict(base.get("synthetic") or TrainConfig().synthetic)
         if "synthetic_shape" in given:
@@ -286,7 +316,10 @@ def cmd_list(args) -> int:
     from deepdive.models import MODELS
     from deepdive.optim import OPTIMIZERS
 
-    tables = {"models": MODELS, "datasets": DATASETS, "optimizers": OPTIMIZERS}
+    from deepdive.recipes import RECIPES
+
+    tables = {"models": MODELS, "datasets": DATASETS, "optimizers": OPTIMIZERS,
+              "recipes": {name: r["description"] for name, r in RECIPES.items()}}
     if args.json:
         print(json.dumps(tables))
         return 0

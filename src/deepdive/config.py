@@ -17,6 +17,7 @@ from deepdive.errors import UserError
 ENGINES = ("torch", "scratch")
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
+TTA_MODES = ("none", "flip", "flip-shift")
 
 
 @dataclass
@@ -47,6 +48,25 @@ class TrainConfig:
     val_split: float | None = None  # hold out this stratified fraction of train for validation
     grad_clip: float | None = None  # clip the global gradient norm to this
     strict: bool = False  # imagefolder: refuse unreadable files instead of skipping them
+    recipe: str | None = None  # a named preset (recipes.py); flags given override its values
+    schedule: str = "constant"  # learning-rate schedule over training progress (schedule.py)
+    warmup: float = 0.0  # warm-up fraction of training
+    label_smoothing: float = 0.0
+    ema: float | None = None  # decay of an exponential moving average of the weights (evaluated instead)
+    augment: str = "none"  # batched augmentation (data/augment.py)
+    crop_pad: int = 2  # random-crop translation, in pixels
+    tta: str = "none"  # test-time augmentation: none | flip | flip-shift
+    widths: list | None = None  # fastnet block widths
+    whiten: bool = True  # fastnet: frozen patch-whitening first layer
+    decoupled_wd: bool = False  # weight decay as θ ← θ(1 − ηλ), outside the gradient
+    amp: bool = False  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the model
+    target_accuracy: float | None = None  # stop when the test accuracy reaches this
+    time_budget: float | None = None  # train for this many seconds; the schedule follows elapsed time
+    evals_per_epoch: int = 4  # test evaluations per epoch while chasing --target-accuracy
+    stop_at_target: bool = True  # False: note when the target is reached, train on to the end
+    eval_each_epoch: bool = True  # False: evaluate after the last epoch only (timed benchmarks)
+    workers: int = 2  # DataLoader workers when an image folder must be streamed from disk
     synthetic: dict = field(default_factory=lambda: {"shape": [3, 32, 32], "classes": 10, "train": 2000, "test": 500})
 
     def __post_init__(self) -> None:
@@ -63,6 +83,41 @@ class TrainConfig:
         _choice("engine", self.engine, ENGINES)
         _choice("device", self.device, DEVICES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
+        from deepdive.data.augment import AUGMENTATIONS
+        from deepdive.models.registry import TORCH_ONLY
+        from deepdive.recipes import RECIPES
+        from deepdive.schedule import SCHEDULES
+        if self.recipe is not None:
+            _choice("recipe", self.recipe, RECIPES)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("augment", self.augment, AUGMENTATIONS)
+        _choice("tta", self.tta, TTA_MODES)
+        if self.engine == "scratch" and (self.recipe or self.model in TORCH_ONLY):
+            what = f"--recipe {self.recipe}" if self.recipe else f"--model {self.model}"
+            raise UserError(f"{what} needs the torch engine (BatchNorm, GELU, bf16): drop --engine scratch")
+        if self.engine == "scratch":
+            for name, off in (("augment", "none"), ("tta", "none"), ("schedule", "constant")):
+                if getattr(self, name) != off:
+                    raise UserError(f"--{name} {getattr(self, name)} is torch-engine only: drop it or --engine scratch")
+            if self.ema or self.label_smoothing or self.amp or self.compile or self.decoupled_wd:
+                raise UserError("--ema/--label-smoothing/--amp/--compile/--decoupled-wd are torch-engine only: "
+                                "drop them or --engine scratch")
+        if not 0 <= self.warmup < 1:
+            raise UserError(f"--warmup {self.warmup} is out of range: give a fraction in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing {self.label_smoothing} is out of range: give a value in [0, 1)")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise UserError(f"--ema {self.ema} is out of range: give a decay in (0, 1), e.g. 0.99")
+        if not isinstance(self.crop_pad, int) or self.crop_pad < 0:
+            raise UserError(f"--crop-pad {self.crop_pad!r} is invalid: give 0 or a positive integer")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise UserError(f"--target-accuracy {self.target_accuracy} is not a fraction: give e.g. 0.612 for 61.2%")
+        if self.time_budget is not None:
+            _positive("time-budget", self.time_budget, float)
+        _positive("evals-per-epoch", self.evals_per_epoch, int)
+        if self.widths is not None and (not isinstance(self.widths, list) or len(self.widths) < 1
+                                        or not all(isinstance(w, int) and w > 0 for w in self.widths)):
+            raise UserError(f"--widths {self.widths!r} is invalid: give positive integers, e.g. 64,256,256")
         _positive("lr", self.lr, float)
         _positive("batch-size", self.batch_size, int)
         _positive("epochs", self.epochs, int)
@@ -95,10 +150,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from values; a named ``recipe`` fills in what ``values`` does not set."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise UserError(f"unknown config key(s) {', '.join(unknown)}: remove them (known: {', '.join(sorted(known))})")
+        recipe = values.get("recipe")
+        if recipe is not None:
+            from deepdive.recipes import RECIPES, recipe_values
+            if recipe not in RECIPES:
+                raise UserError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+            values = {**recipe_values(recipe, values.get("device", "auto")), **values}
         return cls(**values)
 
     @classmethod

@@ -31,7 +31,7 @@ class TorchEngine:
     name = "torch"
     eval_batch_size = 500
 
-    def __init__(self, device: str = "cpu", normalizer=None):
+    def __init__(self, device: str = "cpu", normalizer=None, channels_last: bool = False, amp: bool = False):
         import torch
         import torch.nn.functional as F
         import torch.optim as optim
@@ -40,18 +40,28 @@ class TorchEngine:
         self.torch, self.nn, self.F, self.optim = torch, nn, F, optim
         self.device = torch.device(device)
         self.normalizer = normalizer
+        self.channels_last = channels_last
+        self.amp = amp and self.device.type == "cuda"  # bf16 autocast: CUDA only (slower than fp32 on CPUs)
 
     def build(self, model):
-        return model.to(self.device)
+        model = model.to(self.device)
+        return model.to(memory_format=self.torch.channels_last) if self.channels_last else model
 
     def inputs(self, images):
-        return self.normalizer(images.to(self.device, non_blocking=True))
+        x = self.normalizer(images.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=self.torch.channels_last) if self.channels_last else x
 
     def targets(self, labels):
         return labels.to(self.device, non_blocking=True)
 
-    def cross_entropy(self, logits, targets, reduction: str = "mean"):
-        return self.F.cross_entropy(logits, targets, reduction=reduction)
+    def autocast(self):
+        import contextlib
+        if not self.amp:
+            return contextlib.nullcontext()
+        return self.torch.autocast(device_type="cuda", dtype=self.torch.bfloat16)
+
+    def cross_entropy(self, logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
+        return self.F.cross_entropy(logits.float(), targets, reduction=reduction, label_smoothing=label_smoothing)
 
     def no_grad(self):
         return self.torch.no_grad()
@@ -109,8 +119,12 @@ class ScratchEngine:
     def targets(self, labels):
         return labels.numpy()
 
-    def cross_entropy(self, logits, targets, reduction: str = "mean"):
+    def cross_entropy(self, logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
         return self.F.cross_entropy(logits, targets, reduction=reduction)
+
+    def autocast(self):
+        import contextlib
+        return contextlib.nullcontext()
 
     def no_grad(self):
         return self.scratch.no_grad()
@@ -144,9 +158,9 @@ class ScratchEngine:
         return total
 
 
-def make_engine(name: str, device: str, normalizer):
+def make_engine(name: str, device: str, normalizer, channels_last: bool = False, amp: bool = False):
     if name == "torch":
-        return TorchEngine(resolve_device(device), normalizer)
+        return TorchEngine(resolve_device(device), normalizer, channels_last=channels_last, amp=amp)
     if name == "scratch":
         if device == "cuda":
             raise UserError("--engine scratch runs on the CPU only: use --device cpu or auto")

@@ -13,14 +13,29 @@ from deepdive.engines import evaluation
 from deepdive.errors import UserError
 
 
-def evaluate_split(engine, model, split: Split, train_mode: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``split``."""
+def tta_logits(model, x, mode: str = "none"):
+    """Logits averaged over test-time views: ``flip`` adds the mirror image, ``flip-shift``
+    also both translated by one pixel (reflect-padded). Averaging logits, not probabilities."""
+    logits = model(x)
+    if mode == "none":
+        return logits
+    views = [logits, model(x.flip(3))]
+    if mode == "flip-shift":
+        from deepdive.data.augment import translate
+        ones = x.new_ones(x.shape[0], dtype=x.dtype).long()
+        shifted = translate(x, ones, ones, 1)
+        views += [model(shifted), model(shifted.flip(3))]
+    return sum(v.float() for v in views) / len(views)
+
+
+def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: str = "none") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``split`` (with test-time views ``tta``)."""
     if len(split) == 0:
         return math.nan, math.nan
     loss_sum, correct = 0.0, 0
-    with evaluation(model, train_mode), engine.no_grad():
+    with evaluation(model, train_mode), engine.no_grad(), engine.autocast():
         for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
-            logits = model(engine.inputs(images))
+            logits = tta_logits(model, engine.inputs(images), tta)
             targets = engine.targets(labels)
             loss_sum += float(engine.cross_entropy(logits, targets, reduction="sum").item())
             correct += engine.correct(logits, targets)
@@ -45,7 +60,7 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
     else:
         values = cfg.to_dict()
         values.update(dataset=dataset or cfg.dataset, data_dir=data_dir or cfg.data_dir,
-                      limit_train=None, val_split=None, normalization="dataset")
+                      limit_train=None, val_split=None, normalization="dataset", recipe=None)
         other = TrainConfig.from_dict(values)
         bundle = load_dataset(other.dataset, other, test_only=True)
         if other.limit_test and other.dataset == cfg.dataset:
@@ -58,9 +73,9 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
     if tuple(test.images.shape[1:]) != tuple(info["input_shape"]):
         raise UserError(f"the {source} images are {tuple(test.images.shape[1:])} but the model takes "
                         f"{tuple(info['input_shape'])}: use data of the model's input shape (e.g. --image-size)")
-    loss, accuracy = evaluate_split(engine, model, test)
-    return {"run": str(run.path), "dataset": source, "examples": len(test),
-            "test_loss": loss, "test_accuracy": accuracy}
+    loss, accuracy = evaluate_split(engine, model, test, tta=cfg.tta)
+    return {"run": str(run.path), "dataset": source, "examples": len(test), "tta": cfg.tta,
+            "weights": "ema" if cfg.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
 
 
 def _align_classes(bundle, info) -> Split:

@@ -66,6 +66,20 @@ class Trainer:
         self.train_seconds = 0.0
         self.best = {"metric": "val_accuracy" if bundle.val is not None else "test_accuracy",
                      "value": None, "epoch": None}
+        self.steps_per_epoch = -(-len(bundle.train) // cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.eval_seconds = 0.0
+        self.target = {"target_accuracy": cfg.target_accuracy, "target_reached": False,
+                       "seconds_to_target": None, "steps_to_target": None} if cfg.target_accuracy else None
+        self.finished_early = False  # target reached or time budget spent mid-epoch
+        self.augmenter = None
+        if cfg.augment != "none":
+            from deepdive.data.augment import BatchAugmenter
+            self.augmenter = BatchAugmenter(cfg.augment, cfg.crop_pad, len(bundle.train), cfg.seed)
+        self.ema = None
+        if cfg.ema:
+            from deepdive.ema import EMA
+            self.ema = EMA(model, cfg.ema)
 
     # -- checkpoints ------------------------------------------------------------
     def state(self) -> dict:
@@ -75,7 +89,10 @@ class Trainer:
                 "order": self.order, "loss_sum": self.loss_sum, "seen": self.seen,
                 "epoch_seconds": self.epoch_seconds, "train_seconds": self.train_seconds,
                 "best": dict(self.best), "model": numpy_tree_to_torch(self.engine.weights(self.model)),
-                "optimizer": self.engine.optimizer_state(self.optimizer), "rng": capture_rng(self.generator)}
+                "optimizer": self.engine.optimizer_state(self.optimizer), "rng": capture_rng(self.generator),
+                "eval_seconds": self.eval_seconds, "target": self.target,
+                "ema": self.ema.state() if self.ema else None,
+                "augment": self.augmenter.state() if self.augmenter else None}
 
     def load(self, state: dict) -> None:
         from deepdive.state import restore_rng, torch_tree_to_numpy
@@ -83,11 +100,14 @@ class Trainer:
         self.engine.load_weights(self.model, torch_tree_to_numpy(state["model"]))
         self.engine.load_optimizer_state(self.optimizer, state["optimizer"])
         for key in ("epoch", "step_in_epoch", "global_step", "order", "loss_sum", "seen", "epoch_seconds",
-                    "train_seconds", "best"):
+                    "train_seconds", "best", "eval_seconds", "target"):
             setattr(self, key, state[key])
         restore_rng(state["rng"], self.generator)
-        for group in self.optimizer.param_groups:  # the config is the source of truth (--force may change lr)
-            group["lr"] = self.cfg.lr
+        if self.ema and state["ema"]:
+            self.ema.load_state(state["ema"])
+        if self.augmenter and state["augment"]:
+            self.augmenter.load_state(state["augment"])
+        self.set_lr()  # the config and the schedule position decide (--force may have changed --lr)
 
     def save_checkpoint(self) -> None:
         from deepdive.runs import STATE
@@ -102,12 +122,59 @@ class Trainer:
         summary = self.run.read_json(SUMMARY)
         summary["status"] = "running"
         self.run.write_json(SUMMARY, summary)
-        while self.epoch < self.cfg.epochs:
+        while not self.finished_early and (self.cfg.time_budget or self.epoch < self.cfg.epochs):
             self.train_epoch()
             self.end_epoch(summary)
         summary["status"] = "completed"
+        if self.cfg.time_budget:
+            summary.update(time_budget_seconds=self.cfg.time_budget,
+                           epochs_done=self.global_step / self.steps_per_epoch,
+                           deterministic=False,
+                           note="time-budgeted: the schedule follows the clock, so runs are not bit-reproducible")
         self.run.write_json(SUMMARY, summary)
         return summary
+
+    # -- schedule, evaluation model ------------------------------------------------
+    def progress(self) -> float:
+        if self.cfg.time_budget:
+            return self.train_seconds_now() / self.cfg.time_budget
+        return self.global_step / max(self.total_steps, 1)
+
+    def train_seconds_now(self) -> float:
+        running = time.perf_counter() - self._epoch_start if getattr(self, "_epoch_start", None) else 0.0
+        return self.train_seconds + self.epoch_seconds + running
+
+    def lr_now(self) -> float:
+        from deepdive.schedule import lr_factor
+        return self.cfg.lr * lr_factor(self.cfg.schedule, self.progress(), self.cfg.warmup)
+
+    def set_lr(self) -> float:
+        lr = self.lr_now()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def eval_model(self):
+        """The weights the recipe reports: the EMA's when there is one."""
+        return self.ema.model if self.ema else self.model
+
+    def evaluate(self, split, **kwargs):
+        from deepdive.evaluate import evaluate_split
+        return evaluate_split(self.engine, self.eval_model(), split, tta=self.cfg.tta, **kwargs)
+
+    def check_target(self) -> bool:
+        """Evaluate on the test set (clock stopped); True when the target accuracy is reached."""
+        paused = time.perf_counter()
+        _, accuracy = self.evaluate(self.bundle.test)
+        self.eval_seconds += time.perf_counter() - paused
+        self._epoch_start += time.perf_counter() - paused  # evaluation time is not training time
+        log.info("step %d (epoch %.2f): test acc %.2f%% (target %.2f%%)", self.global_step,
+                 self.global_step / self.steps_per_epoch, 100 * accuracy, 100 * self.cfg.target_accuracy)
+        if accuracy >= self.cfg.target_accuracy and not self.target["target_reached"]:
+            self.target.update(target_reached=True, seconds_to_target=self.train_seconds_now(),
+                               steps_to_target=self.global_step, accuracy_at_target=accuracy)
+            return True
+        return False
 
     def train_epoch(self) -> None:
         import torch
@@ -122,17 +189,23 @@ class Trainer:
             self.step_in_epoch, self.loss_sum, self.seen, self.epoch_seconds = 0, 0.0, 0, 0.0
         epoch = self.epoch + 1
         steps = num_batches(len(split), cfg.batch_size)
+        eval_every = max(1, steps // cfg.evals_per_epoch) if self.target and not self.target["target_reached"] else 0
         model.train()
         bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {epoch}", unit="batch", disable=None,
                    leave=False, file=sys.stderr)
-        start = time.perf_counter()
+        self._epoch_start = time.perf_counter()
         try:
-            for images, labels in iterate_batches(split, cfg.batch_size, order=self.order,
-                                                  start_batch=self.step_in_epoch):
+            for images, labels, index in iterate_batches(split, cfg.batch_size, order=self.order,
+                                                         start_batch=self.step_in_epoch, with_index=True):
                 x, y = engine.inputs(images), engine.targets(labels)
-                optimizer.zero_grad()
-                logits = model(x)
-                loss = engine.cross_entropy(logits, y)
+                if self.augmenter:
+                    x = self.augmenter(x, index, self.epoch)
+                lr = self.set_lr()
+                optimizer.zero_grad(set_to_none=True)
+                with engine.autocast():
+                    logits = model(x)
+                loss = engine.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing) \
+                    if cfg.label_smoothing else engine.cross_entropy(logits, y)
                 loss.backward()
                 value = float(loss.item())
                 if not math.isfinite(value):
@@ -141,64 +214,93 @@ class Trainer:
                                     "try a lower --lr or --grad-clip); the last good checkpoint is kept")
                 if cfg.grad_clip:
                     engine.clip_grad_norm(model, cfg.grad_clip)
+                if cfg.decoupled_wd and cfg.weight_decay:
+                    with engine.no_grad():  # θ ← θ(1 − ηλ), decoupled from the gradient and its momentum
+                        for p in model.parameters():
+                            if p.requires_grad:
+                                p.mul_(1 - lr * cfg.weight_decay)
                 optimizer.step()
+                if self.ema:
+                    self.ema.update(model)
                 self.step_in_epoch += 1
                 self.global_step += 1
                 self.loss_sum += value * len(labels)
                 self.seen += len(labels)
                 bar.update(1)
                 if self.step_in_epoch % 20 == 0:
-                    bar.set_postfix(loss=f"{self.loss_sum / self.seen:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{self.loss_sum / self.seen:.3f}", lr=f"{lr:.3g}", refresh=False)
                 if self.stop.signum is not None:
-                    self.epoch_seconds += time.perf_counter() - start
-                    start = time.perf_counter()
+                    self.epoch_seconds += time.perf_counter() - self._epoch_start
+                    self._epoch_start = time.perf_counter()
                     self.save_checkpoint()  # mid-epoch: order, step and RNG go in, so resume replays exactly
                     raise Interrupted(self.stop.signum)
+                if cfg.time_budget and self.progress() >= 1.0:
+                    self.finished_early = True
+                    break
+                if eval_every and (self.step_in_epoch % eval_every == 0 or self.step_in_epoch == steps):
+                    self.epoch_seconds += time.perf_counter() - self._epoch_start
+                    self._epoch_start = time.perf_counter()
+                    if self.check_target() and cfg.stop_at_target:
+                        self.finished_early = True
+                        break
         finally:
             bar.close()
-            self.epoch_seconds += time.perf_counter() - start
+            self.epoch_seconds += time.perf_counter() - self._epoch_start
+            self._epoch_start = None
 
     def end_epoch(self, summary: dict) -> None:
         from deepdive.checkpoint import save_weights
-        from deepdive.evaluate import evaluate_split
         from deepdive.runs import BEST, SUMMARY, WEIGHTS
 
-        cfg, run, engine, model = self.cfg, self.run, self.engine, self.model
+        cfg, run, engine = self.cfg, self.run, self.engine
         self.epoch += 1
         epoch, seconds = self.epoch, self.epoch_seconds
         self.train_seconds += seconds
+        self.epoch_seconds = 0.0
         train_loss = self.loss_sum / max(self.seen, 1)
-        test_loss, test_accuracy = evaluate_split(engine, model, self.bundle.test)
+        paused = time.perf_counter()
+        last = self.finished_early or (not cfg.time_budget and epoch >= cfg.epochs)
+        if cfg.eval_each_epoch or last:
+            test_loss, test_accuracy = self.evaluate(self.bundle.test)
+        else:
+            test_loss = test_accuracy = None
         record = {"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss, "test_accuracy": test_accuracy,
                   "seconds": seconds, "images_per_second": self.seen / seconds if seconds > 0 else None}
+        if self.finished_early and self.step_in_epoch < self.steps_per_epoch:
+            record["steps"] = self.step_in_epoch  # a partial epoch: the target or the time budget ended it
         if self.bundle.val is not None:
-            record["val_loss"], record["val_accuracy"] = evaluate_split(engine, model, self.bundle.val)
+            record["val_loss"], record["val_accuracy"] = self.evaluate(self.bundle.val)
         if cfg.eval_train_mode:
-            record["test_accuracy_train_mode"] = evaluate_split(engine, model, self.bundle.test, train_mode=True)[1]
+            record["test_accuracy_train_mode"] = self.evaluate(self.bundle.test, train_mode=True)[1]
+        self.eval_seconds += time.perf_counter() - paused
         self.order, self.step_in_epoch = None, 0
 
-        weights = engine.weights(model)
+        weights = engine.weights(self.eval_model())
         save_weights(run.file(WEIGHTS), weights)
-        score = record[self.best["metric"]]
-        if self.best["value"] is None or score > self.best["value"]:
+        score = record.get(self.best["metric"])
+        if score is not None and (self.best["value"] is None or score > self.best["value"]):
             self.best.update(value=score, epoch=epoch)
             save_weights(run.file(BEST), weights)
         if cfg.keep:
             self._rotate_epoch_checkpoints(weights, epoch)
         run.append_metrics(record)
-        if epoch % cfg.save_every == 0 or epoch == cfg.epochs:
+        if epoch % cfg.save_every == 0 or epoch == cfg.epochs or self.finished_early:
             self.save_checkpoint()  # the commit point: a crash before it replays this epoch
         summary.update(epochs=epoch, train_loss=train_loss, test_loss=test_loss, test_accuracy=test_accuracy,
                        train_seconds=self.train_seconds,
                        images_per_second=len(self.bundle.train) * epoch / self.train_seconds
                        if self.train_seconds > 0 else None,
-                       best_metric=self.best["metric"], best_value=self.best["value"], best_epoch=self.best["epoch"])
+                       best_metric=self.best["metric"], best_value=self.best["value"], best_epoch=self.best["epoch"],
+                       eval_seconds=self.eval_seconds, weights="ema" if self.ema else "final", tta=cfg.tta)
+        if self.target:
+            summary.update(self.target)
         for key in ("val_loss", "val_accuracy", "test_accuracy_train_mode"):
             if key in record:
                 summary[key] = record[key]
         run.write_json(SUMMARY, summary)
-        log.info("epoch %d/%d  train loss %.4f  test loss %.4f  test acc %.2f%%%s  %.1fs  %.0f img/s",
-                 epoch, cfg.epochs, train_loss, test_loss, 100 * test_accuracy,
+        log.info("epoch %d/%s  train loss %.4f  test loss %.4f  test acc %.2f%%%s  %.1fs  %.0f img/s",
+                 epoch, "?" if cfg.time_budget else cfg.epochs, train_loss, test_loss or math.nan,
+                 100 * (test_accuracy or math.nan),
                  f"  val acc {100 * record['val_accuracy']:.2f}%" if "val_accuracy" in record else "",
                  seconds, record["images_per_second"] or 0)
 
@@ -219,12 +321,23 @@ def build_components(cfg: TrainConfig, bundle):
     from deepdive.models import build_model
     from deepdive.optim import build_optimizer
 
-    engine = make_engine(cfg.engine, cfg.device, Normalizer(bundle.mean, bundle.std, bundle.input_shape[0]))
+    from deepdive.loading import model_options
+
+    normalizer = Normalizer(bundle.mean, bundle.std, bundle.input_shape[0])
+    engine = make_engine(cfg.engine, cfg.device, normalizer, channels_last=cfg.model == "fastnet", amp=cfg.amp)
     seed_everything(cfg.seed)
-    model = engine.build(build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes,
-                                     article_exact=cfg.article_exact))
-    optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay,
-                                optim=engine.optim)
+    model = build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes,
+                        article_exact=cfg.article_exact, **model_options(cfg))
+    if cfg.model == "fastnet" and cfg.whiten:
+        from deepdive.models.fastnet import init_whitening
+        init_whitening(model, normalizer(bundle.train.head(5000)))
+    model = engine.build(model)
+    weight_decay = 0.0 if cfg.decoupled_wd else cfg.weight_decay  # decoupled decay is applied by the loop
+    optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr,
+                                cfg.momentum, weight_decay, optim=engine.optim)
+    if cfg.compile:
+        import torch
+        model = torch.compile(model)
     return engine, model, optimizer
 
 
@@ -247,6 +360,11 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
     bundle = prepare_data(cfg)
     engine, model, optimizer = build_components(cfg, bundle)
+    device = getattr(engine, "device", None)
+    if getattr(device, "type", device) == "cuda":  # the whole dataset lives on the GPU: no per-batch copies
+        bundle.train, bundle.test = bundle.train.to(device), bundle.test.to(device)
+        if bundle.val is not None:
+            bundle.val = bundle.val.to(device)
     if run is None:
         run = RunDir.create(cfg.out, overwrite=overwrite)
         run.write_json(CONFIG, cfg.to_dict())

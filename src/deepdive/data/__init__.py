@@ -39,7 +39,7 @@ def load_dataset(name: str, cfg: "TrainConfig", test_only: bool = False) -> "Dat
 
 
 def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle":
-    from deepdive.data.pipeline import MNIST_MEAN_STD, DataBundle, channel_mean_std
+    from deepdive.data.pipeline import MNIST_MEAN_STD, DataBundle, Split, channel_mean_std
 
     if name == "cifar10":
         from deepdive.data.cifar import load_cifar10
@@ -51,8 +51,10 @@ def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle
         mean, std = ((0.2860,), (0.3530,)) if name == "fashion-mnist" else MNIST_MEAN_STD
     elif name == "imagefolder":
         from deepdive.data.imagefolder import load_imagefolder
-        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only)
-        mean, std = channel_mean_std(train.images) if len(train) else ((0.5,) * 3, (0.25,) * 3)
+        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only,
+                                                workers=cfg.workers)
+        mean, std = channel_mean_std(train.head(2000 if not isinstance(train, Split) else len(train))) \
+            if len(train) else ((0.5,) * 3, (0.25,) * 3)
     elif name == "synthetic":
         from deepdive.data.synthetic import make_synthetic
         spec = cfg.synthetic

@@ -8,6 +8,7 @@ and the first few names), or refused with ``strict``.
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,14 +21,55 @@ from deepdive.errors import UserError
 log = logging.getLogger("deepdive")
 
 
+def memory_limit() -> int:
+    """Bytes a decoded dataset may take: $DEEPDIVE_MEMORY_LIMIT, else half of the available memory."""
+    if os.environ.get("DEEPDIVE_MEMORY_LIMIT"):
+        return int(float(os.environ["DEEPDIVE_MEMORY_LIMIT"]))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 8 << 30
+
+
 def load_imagefolder(data_dir: str | Path, image_size: int, strict: bool = False,
-                     test_only: bool = False) -> tuple[Split, Split, list[str]]:
-    """Decode both splits (``test_only``: the train split is scanned for class names, not decoded)."""
+                     test_only: bool = False, workers: int = 2):
+    """Decode both splits (``test_only``: the train split is scanned for class names, not decoded).
+
+    Decoded splits go through the dataset cache. A folder whose decoded size
+    (estimated from the file count before decoding) exceeds ``memory_limit()``
+    is streamed from disk instead.
+    """
+    from deepdive.data.cache import cached
+
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist: give a folder holding train/<class>/ and test/<class>/")
     train_files, classes = _scan(root / "train", None)
     test_files, _ = _scan(root / "test", classes)
+    needed = (len(train_files) + len(test_files)) * 3 * image_size * image_size
+    if needed > memory_limit() and not test_only:
+        from deepdive.data.streaming import StreamingSplit
+        log.info("image folder %s needs ~%.1f GB decoded, more than the %.1f GB allowed: streaming it from disk "
+                 "with %d DataLoader workers (-j)", root, needed / 1e9, memory_limit() / 1e9, workers)
+
+        def stream(files):
+            return StreamingSplit([p for p, _ in files], torch.tensor([c for _, c in files]), image_size, workers)
+        return stream(train_files), stream(test_files), classes
+
+    def build():
+        return _decode_splits(train_files, test_files, image_size, strict, classes, test_only)
+
+    if test_only:
+        return build()
+    params = {"image_size": image_size, "strict": strict}
+    return cached("imagefolder", [p for p, _ in train_files + test_files], root, params, build)
+
+
+def _decode_splits(train_files, test_files, image_size, strict, classes, test_only):
     if test_only:
         train = Split(torch.empty((0, 3, image_size, image_size), dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
     else:

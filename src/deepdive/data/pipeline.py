@@ -36,6 +36,13 @@ class Split:
     def subset(self, index: torch.Tensor) -> "Split":
         return Split(self.images[index], self.labels[index])
 
+    def head(self, n: int) -> torch.Tensor:
+        return self.images[:n]
+
+    def to(self, device) -> "Split":
+        """The same split held on ``device`` (the GPU, when training there): batches never cross the bus."""
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 @dataclass
 class DataBundle:
@@ -52,6 +59,8 @@ class DataBundle:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        if not isinstance(self.train, Split):
+            return self.train.image_shape
         return tuple(int(s) for s in self.train.images.shape[1:])  # type: ignore[return-value]
 
     @property
@@ -138,7 +147,7 @@ class Normalizer:
 
 def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
                     generator: torch.Generator | None = None, order: torch.Tensor | None = None,
-                    start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                    start_batch: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
     """Yield (uint8 images, labels) batches; the last may be smaller, as in DataLoader.
 
     ``order`` fixes the epoch's permutation (a resumed epoch replays it from
@@ -147,12 +156,17 @@ def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
     n = len(split)
     if order is None and shuffle:
         order = torch.randperm(n, generator=generator)
+    if not isinstance(split, Split):  # a StreamingSplit decodes its batches in DataLoader workers
+        yield from split.batches(batch_size, order, start_batch, with_index)
+        return
     for start in range(start_batch * batch_size, n, batch_size):
         if order is None:
-            yield split.images[start:start + batch_size], split.labels[start:start + batch_size]
+            batch = split.images[start:start + batch_size], split.labels[start:start + batch_size]
+            idx = torch.arange(start, min(start + batch_size, n))
         else:
             idx = order[start:start + batch_size]
-            yield split.images[idx], split.labels[idx]
+            batch = split.images[idx.to(split.images.device)], split.labels[idx.to(split.labels.device)]
+        yield (*batch, idx) if with_index else batch
 
 
 def num_batches(n: int, batch_size: int) -> int:

@@ -1,0 +1,74 @@
+"""The decoded-dataset cache: decode once, reload as uint8 tensors in a blink.
+
+Entries live in ``$DEEPDIVE_CACHE`` (default ``~/.cache/deepdive``), never beside
+the source data, keyed by a SHA-256 over the source files' names and *contents*
+plus the decoding parameters, so an edited, added or removed file means a new
+key and a rebuild. Entries hold plain tensors and load with
+``torch.load(weights_only=True)``. Warnings the decoder gave (e.g. skipped
+files) are stored and repeated on every load.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+from deepdive.atomic import write_atomic
+
+log = logging.getLogger("deepdive")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
+
+
+def content_key(kind: str, files: list[Path], root: Path, params: dict) -> str:
+    digest = hashlib.sha256(f"{kind}|{sorted(params.items())}".encode())
+    for path in sorted(files):
+        digest.update(os.fsencode(os.path.relpath(path, root)) + b"\0")
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:32]
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callable[[], tuple]) -> tuple:
+    """``build()`` -> (train, test, classes), through the cache."""
+    import torch
+
+    from deepdive.data.pipeline import Split
+
+    path = cache_dir() / f"{kind}-{content_key(kind, files, root, params)}.pt"
+    if path.is_file():
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            for message in entry["warnings"]:
+                log.warning("%s", message)
+            return (Split(entry["train_images"], entry["train_labels"]),
+                    Split(entry["test_images"], entry["test_labels"]), list(entry["classes"]))
+        except Exception as exc:  # a damaged entry is rebuilt, never trusted
+            log.warning("warning: ignoring unreadable cache entry %s (%s)", path, type(exc).__name__)
+    collect = _Collect()
+    log.addHandler(collect)
+    try:
+        train, test, classes = build()
+    finally:
+        log.removeHandler(collect)
+    entry = {"train_images": train.images, "train_labels": train.labels, "test_images": test.images,
+             "test_labels": test.labels, "classes": list(classes), "warnings": collect.messages}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda tmp: torch.save(entry, tmp))
+    except OSError as exc:  # an unwritable cache costs speed, not correctness
+        log.warning("warning: could not write the dataset cache %s (%s)", path, exc.strerror or exc)
+    return train, test, classes
