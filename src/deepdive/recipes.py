@@ -18,7 +18,7 @@ RECIPES = {
                    "schedule": "warmup-linear", "warmup": 0.15, "label_smoothing": 0.2, "ema": 0.98,
                    "augment": "crop-altflip", "crop_pad": 2, "tta": "flip-shift", "widths": [64, 256, 256],
                    "whiten": True},
-        "cpu": {"batch_size": 256, "lr": 0.4, "widths": [64, 128, 256]},
+        "cpu": {"batch_size": 128, "lr": 0.4, "widths": [64, 128, 256]},
         "cuda": {"batch_size": 1024, "lr": 0.4, "amp": True, "epochs": 10},
     },
     "sprint": {

@@ -237,7 +237,8 @@ class Trainer:
                 if cfg.time_budget and self.progress() >= 1.0:
                     self.finished_early = True
                     break
-                if eval_every and (self.step_in_epoch % eval_every == 0 or self.step_in_epoch == steps):
+                if eval_every and not self.target["target_reached"] and (
+                        self.step_in_epoch % eval_every == 0 or self.step_in_epoch == steps):
                     self.epoch_seconds += time.perf_counter() - self._epoch_start
                     self._epoch_start = time.perf_counter()
                     if self.check_target() and cfg.stop_at_target:
