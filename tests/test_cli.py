@@ -79,3 +79,13 @@ def test_console_entry_points_and_json_stdout(tmp_path):
     assert_one_line_error(bad, "--lr")
     usage = run_subprocess("evaluate")
     assert_one_line_error(usage, "RUN_DIR")
+
+
+def test_help_needs_no_torch():
+    """`deepdive --help` must answer at once: building the parser imports neither torch nor numpy."""
+    import subprocess
+    import sys
+    code = ("import sys; from deepdive.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -71,7 +71,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
                    help="DataLoader workers, used only when an image folder must be streamed (default 2)")
     p.add_argument("--strict", default=S, action="store_true",
                    help="imagefolder: refuse unreadable files instead of skipping them")
-    from deepdive.data.augment import AUGMENTATIONS
+    from deepdive.data import AUGMENTATIONS
     from deepdive.recipes import RECIPES
     from deepdive.schedule import SCHEDULES
     g = p.add_argument_group("fast training (see `deepdive list` for recipes)")

@@ -83,7 +83,7 @@ class TrainConfig:
         _choice("engine", self.engine, ENGINES)
         _choice("device", self.device, DEVICES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
-        from deepdive.data.augment import AUGMENTATIONS
+        from deepdive.data import AUGMENTATIONS
         from deepdive.models.registry import TORCH_ONLY
         from deepdive.recipes import RECIPES
         from deepdive.schedule import SCHEDULES

@@ -16,6 +16,8 @@ from deepdive.errors import UserError
 
 log = logging.getLogger("deepdive")
 
+AUGMENTATIONS = ("none", "flip", "crop-flip", "crop-altflip", "altflip")  # see data/augment.py
+
 DATASETS = {
     "cifar10": "CIFAR-10, 32x32 RGB, 10 classes (torchvision's cifar-10-batches-py/ layout; downloaded if missing)",
     "fashion-mnist": "Fashion-MNIST, 28x28 grey, 10 classes (idx files; also Debian's dataset-fashion-mnist)",

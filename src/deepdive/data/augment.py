@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-AUGMENTATIONS = ("none", "flip", "crop-flip", "crop-altflip", "altflip")
+from deepdive.data import AUGMENTATIONS
 
 
 def translate(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, pad: int) -> torch.Tensor:
