@@ -15,6 +15,12 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SYNTH = ["--dataset", "synthetic", "--synthetic-shape", "1,8,8", "--synthetic-classes", "4"]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's ~/.cache/deepdive."""
+    monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path_factory.getbasetemp() / "deepdive-cache"))
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err

@@ -31,12 +31,17 @@ def test_reads_official_layout(tmp_path, bytes_keys):
     assert train.labels[:10].tolist() == list(range(10))
 
 
-def test_md5_mismatch_warns_once_and_loads(tmp_path, caplog):
+def test_md5_mismatch_warns_once_and_loads_and_the_cache_repeats_it(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path / "cache"))
     write_cifar(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="deepdive"):
-        load_cifar10(tmp_path, download=False)
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "differ from the official release" in warnings[0].getMessage()
+    for attempt in range(2):  # decoded, then from the cache
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="deepdive"):
+            train, _, _ = load_cifar10(tmp_path, download=False)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "differ from the official release" in warnings[0].getMessage()
+        assert len(train) == 100
+    assert len(list((tmp_path / "cache").glob("cifar10-*.pt"))) == 1
 
 
 def test_numpy1_array_names_are_accepted(tmp_path):

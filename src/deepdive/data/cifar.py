@@ -52,6 +52,13 @@ def load_cifar10(data_dir: str | Path, download: bool = True) -> tuple[Split, Sp
     if missing:
         raise UserError(f"CIFAR-10 folder {folder} is incomplete (missing {', '.join(missing)}): "
                         "replace it with a complete copy of cifar-10-batches-py/")
+    from deepdive.data.cache import cached
+    files = [folder / n for n in names] + ([folder / META[0]] if (folder / META[0]).is_file() else [])
+    return cached("cifar10", files, folder, {}, lambda: _read_folder(folder))
+
+
+def _read_folder(folder: Path) -> tuple[Split, Split, list[str]]:
+    names = list(TRAIN_FILES) + list(TEST_FILES)
     mismatched = []
     expected = {**TRAIN_FILES, **TEST_FILES}
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -59,7 +59,14 @@ def find_files(name: str, data_dir: str | Path) -> dict[str, Path]:
 
 
 def load_mnist_like(name: str, data_dir: str | Path) -> tuple[Split, Split, list[str]]:
+    from deepdive.data.cache import cached
+
     files = find_files(name, data_dir)
+    root = files["train_images"].parent
+    return cached(name, list(files.values()), root, {}, lambda: _read_files(name, files))
+
+
+def _read_files(name: str, files: dict[str, Path]) -> tuple[Split, Split, list[str]]:
     train = _paired(files["train_images"], files["train_labels"])
     test = _paired(files["test_images"], files["test_labels"])
     classes = FASHION_CLASSES if name == "fashion-mnist" else MNIST_CLASSES
