@@ -209,3 +209,16 @@ def test_streaming_fallback_matches_in_memory(cli, tmp_path, monkeypatch, caplog
     assert "streaming it from disk" in caplog.text
     assert streamed["test_accuracy"] == memory["test_accuracy"]
     assert streamed["train_loss"] == pytest.approx(memory["train_loss"], rel=1e-5)
+
+
+def test_predict_uses_the_recipes_tta_and_agrees_with_evaluate(cli, tmp_path):
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=10, size=(20, 20))
+    run = tmp_path / "run"
+    result = cli("train", "--recipe", "fast", "--dataset", "imagefolder", "--data-dir", root, "--image-size", "16",
+                 "--widths", "8,8,8", "--epochs", "2", "-b", "16", "--out", run, "--json")
+    assert result.code == 0, result.err
+    evaluated = cli("evaluate", run, "--dataset", "imagefolder", "--data-dir", root, "--json").json()
+    predicted = cli("predict", run, root / "test", "--json").json()
+    correct = sum(p["predictions"][0]["class"] == p["file"].split("/")[-2] for p in predicted)
+    assert correct / len(predicted) == evaluated["test_accuracy"]

@@ -21,8 +21,10 @@ def tta_logits(model, x, mode: str = "none"):
         return logits
     views = [logits, model(x.flip(3))]
     if mode == "flip-shift":
+        import torch
+
         from deepdive.data.augment import translate
-        ones = x.new_ones(x.shape[0], dtype=x.dtype).long()
+        ones = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
         shifted = translate(x, ones, ones, 1)
         views += [model(shifted), model(shifted.flip(3))]
     return sum(v.float() for v in views) / len(views)

@@ -37,6 +37,7 @@ def predict_files(run_dir: str, inputs: list[str], top_k: int = 5, device: str =
     from deepdive.data.imagefolder import UnreadableImage, load_image
     from deepdive.data.pipeline import Normalizer
     from deepdive.engines import evaluation
+    from deepdive.evaluate import tta_logits
     from deepdive.loading import load_run_model
     from deepdive.runs import CONFIG, MODEL_INFO, RunDir
 
@@ -57,8 +58,8 @@ def predict_files(run_dir: str, inputs: list[str], top_k: int = 5, device: str =
         if not pending:
             return
         batch = torch.from_numpy(np.stack([a for _, a in pending])).permute(0, 3, 1, 2).contiguous()
-        with evaluation(model), engine.no_grad():
-            logits = model(engine.inputs(batch))
+        with evaluation(model), engine.no_grad(), engine.autocast():
+            logits = tta_logits(model, engine.inputs(batch), cfg.tta)  # the views evaluate uses
         logits = torch.as_tensor(np.asarray(logits.data) if engine.name == "scratch" else logits.float().cpu())
         probs = torch.softmax(logits.to(torch.float64), dim=1)
         top = probs.topk(k, dim=1)
