@@ -66,7 +66,9 @@ class Trainer:
         self.train_seconds = 0.0
         self.best = {"metric": "val_accuracy" if bundle.val is not None else "test_accuracy",
                      "value": None, "epoch": None}
-        self.steps_per_epoch = -(-len(bundle.train) // cfg.batch_size)
+        from deepdive.data.pipeline import num_batches
+
+        self.steps_per_epoch = num_batches(len(bundle.train), cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.eval_seconds = 0.0
         self.target = {"target_accuracy": cfg.target_accuracy, "target_reached": False,
@@ -180,7 +182,7 @@ class Trainer:
         import torch
         from tqdm import tqdm
 
-        from deepdive.data.pipeline import iterate_batches, num_batches
+        from deepdive.data.pipeline import iterate_batches
 
         cfg, engine, model, optimizer = self.cfg, self.engine, self.model, self.optimizer
         split = self.bundle.train
@@ -188,7 +190,7 @@ class Trainer:
             self.order = torch.randperm(len(split), generator=self.generator)
             self.step_in_epoch, self.loss_sum, self.seen, self.epoch_seconds = 0, 0.0, 0, 0.0
         epoch = self.epoch + 1
-        steps = num_batches(len(split), cfg.batch_size)
+        steps = self.steps_per_epoch
         eval_every = max(1, steps // cfg.evals_per_epoch) if self.target and not self.target["target_reached"] else 0
         model.train()
         bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {epoch}", unit="batch", disable=None,

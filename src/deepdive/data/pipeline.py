@@ -7,7 +7,7 @@ no per-image Python work, so the same pipeline can later live on the GPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -54,7 +54,6 @@ class DataBundle:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    notes: list[str] = field(default_factory=list)
     val: Split | None = None  # held out of train by --val-split
 
     @property
