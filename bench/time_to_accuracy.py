@@ -68,7 +68,6 @@ def cpu_mode(args, extra: list[str]) -> dict:
     from deepdive.train import run_training, set_threads
 
     threads = set_threads(None)
-    peak = matmul_flops_per_second()
     per_step, article_total = article_seconds(args)
     print(f"(a) article recipe: {per_step * 1000:.1f} ms/step of 16 -> {16 / per_step:.0f} img/s; "
           f"10 epochs projected at {article_total:.0f} s", file=sys.stderr)
@@ -76,6 +75,9 @@ def cpu_mode(args, extra: list[str]) -> dict:
         cfg = fast_config(args, extra, target_accuracy=args.target, stop_at_target=False, out=f"{tmp}/fast",
                           device="cpu")
         summary = run_training(cfg)
+    import torch
+    precision = "bf16" if cfg.amp else "fp32"
+    peak = matmul_flops_per_second(dtype=torch.bfloat16 if cfg.amp else torch.float32)
     reached = summary.get("target_reached")
     fast_seconds = summary.get("seconds_to_target")
     from deepdive.data import prepare_data
@@ -92,9 +94,10 @@ def cpu_mode(args, extra: list[str]) -> dict:
         "ratio": article_total / fast_seconds if reached else None,
         "fast_final_accuracy": summary["test_accuracy"], "fast_train_seconds": summary["train_seconds"],
         "fast_eval_seconds": summary.get("eval_seconds"), "fast_epochs": summary["epochs"],
-        "fast_config": {k: getattr(cfg, k) for k in ("recipe", "widths", "batch_size", "lr", "epochs", "ema", "tta")},
+        "fast_config": {k: getattr(cfg, k) for k in ("recipe", "widths", "batch_size", "lr", "epochs", "ema", "tta",
+                                                     "amp")},
         "training_flops_per_image": flops_per_image, "achieved_flops_per_second": achieved,
-        "matmul_flops_per_second": peak, "mfu": achieved / peak,
+        "matmul_precision": precision, "matmul_flops_per_second": peak, "mfu": achieved / peak,
     }
     print(f"(b) fast recipe: reached {100 * args.target:.1f}% after {fast_seconds or float('nan'):.1f} s of training;"
           f" final {100 * summary['test_accuracy']:.2f}% after {summary['train_seconds']:.1f} s "
@@ -102,7 +105,7 @@ def cpu_mode(args, extra: list[str]) -> dict:
     print(f"article recipe, 10 epochs (projected): {article_total:.0f} s -> ratio "
           f"{result['ratio'] or float('nan'):.1f}x (target >= 40x)")
     print(f"accuracies: article {100 * ARTICLE_ACCURACY:.1f}% (published), fast {100 * summary['test_accuracy']:.2f}%")
-    print(f"MFU: {achieved / 1e9:.1f} GFLOP/s achieved in training / {peak / 1e9:.1f} GFLOP/s fp32 matmul "
+    print(f"MFU: {achieved / 1e9:.1f} GFLOP/s achieved in training / {peak / 1e9:.1f} GFLOP/s {precision} matmul "
           f"= {100 * achieved / peak:.1f}%")
     return result
 

@@ -222,3 +222,49 @@ def test_predict_uses_the_recipes_tta_and_agrees_with_evaluate(cli, tmp_path):
     predicted = cli("predict", run, root / "test", "--json").json()
     correct = sum(p["predictions"][0]["class"] == p["file"].split("/")[-2] for p in predicted)
     assert correct / len(predicted) == evaluated["test_accuracy"]
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from deepdive.engines import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_native_bf16(str(info))
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_tile amx_bf16\n")
+    assert cpu_has_native_bf16(str(info))
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")  # bf16 only emulated
+    assert not cpu_has_native_bf16(str(info))
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_recipes_use_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    import deepdive.engines
+    from deepdive.recipes import recipe_values
+
+    monkeypatch.setattr(deepdive.engines, "cpu_has_native_bf16", lambda: native)
+    assert recipe_values("fast", "cpu")["amp"] is native
+    assert recipe_values("sprint", "cpu")["amp"] is native
+    assert recipe_values("fast", "cuda")["amp"] is True
+
+
+def test_amp_on_cpu_computes_in_bf16_and_evaluate_reproduces(cli, tmp_path):
+    from deepdive.engines import TorchEngine
+
+    engine = TorchEngine("cpu", amp=True)
+    layer = nn.Linear(4, 3)
+    with engine.autocast():
+        assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
+    assert engine.cross_entropy(layer(torch.randn(2, 4)).bfloat16(), torch.tensor([0, 1])).dtype == torch.float32
+    run = tmp_path / "amp"
+    result = cli("train", "--recipe", "fast", *CIFAR_LIKE, "--widths", "8,16,16", "--epochs", "2", "--amp",
+                 "--out", run, "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["test_accuracy"] > 0.6
+    assert json.loads((run / "config.json").read_text())["amp"] is True
+    assert cli("evaluate", run, "--json").json()["test_accuracy"] == summary["test_accuracy"]
+    off = cli("train", "--recipe", "fast", *CIFAR_LIKE, "--widths", "8,8,8", "--epochs", "1", "--no-amp",
+              "--out", tmp_path / "fp32", "--json")
+    assert off.code == 0, off.err
+    assert json.loads((tmp_path / "fp32" / "config.json").read_text())["amp"] is False

@@ -87,7 +87,8 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-whiten", dest="whiten", default=S, action="store_false",
                    help="fastnet: a trainable first layer instead of frozen patch whitening")
     g.add_argument("--decoupled-wd", default=S, action="store_true", help="weight decay θ ← θ(1 − ηλ)")
-    g.add_argument("--amp", default=S, action="store_true", help="bf16 autocast (CUDA)")
+    g.add_argument("--amp", default=S, action=argparse.BooleanOptionalAction,
+                   help="bf16 autocast (CUDA, or a CPU with native bf16); --no-amp turns a recipe's off")
     g.add_argument("--compile", default=S, action="store_true", help="torch.compile the model")
     g.add_argument("--target-accuracy", default=S, type=float, metavar="A",
                    help="stop as soon as the test accuracy reaches A (a fraction, e.g. 0.612)")

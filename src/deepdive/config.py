@@ -59,7 +59,7 @@ class TrainConfig:
     widths: list | None = None  # fastnet block widths
     whiten: bool = True  # fastnet: frozen patch-whitening first layer
     decoupled_wd: bool = False  # weight decay as θ ← θ(1 − ηλ), outside the gradient
-    amp: bool = False  # bf16 autocast on CUDA
+    amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16)
     compile: bool = False  # torch.compile the model
     target_accuracy: float | None = None  # stop when the test accuracy reaches this
     time_budget: float | None = None  # train for this many seconds; the schedule follows elapsed time

@@ -27,6 +27,24 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX).
+
+    oneDNN then runs bf16 convolutions about 1.7x faster than fp32 (measured on a
+    2-core AMD EPYC with AVX512-BF16: fastnet 64/128/256, batch 128, 482 -> 837
+    img/s); without it bf16 is emulated and slower than fp32, so recipes leave it off.
+    """
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 class TorchEngine:
     name = "torch"
     eval_batch_size = 500
@@ -41,7 +59,7 @@ class TorchEngine:
         self.device = torch.device(device)
         self.normalizer = normalizer
         self.channels_last = channels_last
-        self.amp = amp and self.device.type == "cuda"  # bf16 autocast: CUDA only (slower than fp32 on CPUs)
+        self.amp = amp  # bf16 autocast (on a CPU, worth it only with native bf16: see cpu_has_native_bf16)
 
     def build(self, model):
         model = model.to(self.device)
@@ -58,7 +76,7 @@ class TorchEngine:
         import contextlib
         if not self.amp:
             return contextlib.nullcontext()
-        return self.torch.autocast(device_type="cuda", dtype=self.torch.bfloat16)
+        return self.torch.autocast(device_type=self.device.type, dtype=self.torch.bfloat16)
 
     def cross_entropy(self, logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
         return self.F.cross_entropy(logits.float(), targets, reduction=reduction, label_smoothing=label_smoothing)
