@@ -32,7 +32,8 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
     oneDNN then runs bf16 convolutions about 1.7x faster than fp32 (measured on a
     2-core AMD EPYC with AVX512-BF16: fastnet 64/128/256, batch 128, 482 -> 837
-    img/s); without it bf16 is emulated and slower than fp32, so recipes leave it off.
+    img/s); without it oneDNN emulates bf16, which is expected to be slower than fp32
+    (no such CPU was at hand to measure), so recipes leave it off.
     """
     try:
         with open(cpuinfo) as f:
