@@ -41,7 +41,9 @@ def time_steps(engine, model, optimizer, split, batch_size: int, steps: int, war
             break
         x, y = engine.inputs(images), engine.targets(labels)
         optimizer.zero_grad()
-        loss = engine.cross_entropy(model(x), y)
+        with engine.autocast():  # bf16 when the engine was built with amp; a no-op otherwise
+            logits = model(x)
+        loss = engine.cross_entropy(logits, y)
         loss.backward()
         optimizer.step()
         loss.item()

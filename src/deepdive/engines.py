@@ -30,9 +30,9 @@ def resolve_device(requested: str) -> str:
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX).
 
-    oneDNN then runs bf16 convolutions about 1.7x faster than fp32 (measured on a
-    2-core AMD EPYC with AVX512-BF16: fastnet 64/128/256, batch 128, 482 -> 837
-    img/s); without it oneDNN emulates bf16, which is expected to be slower than fp32
+    oneDNN then trains fastnet 1.6-1.8x faster than in fp32 (``bench/cpu_precision.py``
+    on a 2-core AMD EPYC with AVX512-BF16: 64/128/256, batch 128, 394 -> 714 img/s);
+    without it oneDNN emulates bf16, which is expected to be slower than fp32
     (no such CPU was at hand to measure), so recipes leave it off.
     """
     try:

@@ -6,7 +6,7 @@ overrides it. ``deepdive list`` shows them. ``values`` hold everywhere;
 more per second from smaller batches and a narrower network; a GPU wants large
 batches), and the resolved values are what config.json records. On a CPU
 with native bf16 (AVX512-BF16, AMX) the recipes train under bf16 autocast,
-1.7x the fp32 throughput there; elsewhere bf16 is emulated (expected slower,
+1.6-1.8x the fp32 throughput there (bench/cpu_precision.py); elsewhere bf16 is emulated (expected slower,
 not measured), so they stay in fp32.
 """
 from __future__ import annotations

@@ -33,6 +33,7 @@ TRAIN_FILES = {
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
 }
 TEST_FILES = {"test_batch": "40351d587109b95175f43aff81a1287e"}
+BATCHES = {**TRAIN_FILES, **TEST_FILES}  # every batch file and its md5, in reading order
 META = ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -47,24 +48,21 @@ def load_cifar10(data_dir: str | Path, download: bool = True) -> tuple[Split, Sp
             raise UserError(f"CIFAR-10 not found: {folder} does not exist; put a copy of {FOLDER}/ there, "
                             "or drop --no-download to download it")
         _download(root)
-    names = list(TRAIN_FILES) + list(TEST_FILES)
-    missing = [n for n in names if not (folder / n).is_file()]
+    missing = [n for n in BATCHES if not (folder / n).is_file()]
     if missing:
         raise UserError(f"CIFAR-10 folder {folder} is incomplete (missing {', '.join(missing)}): "
                         "replace it with a complete copy of cifar-10-batches-py/")
     from deepdive.data.cache import cached
-    files = [folder / n for n in names] + ([folder / META[0]] if (folder / META[0]).is_file() else [])
+    files = [folder / n for n in BATCHES] + ([folder / META[0]] if (folder / META[0]).is_file() else [])
     return cached("cifar10", files, folder, {}, lambda: _read_folder(folder))
 
 
 def _read_folder(folder: Path) -> tuple[Split, Split, list[str]]:
-    names = list(TRAIN_FILES) + list(TEST_FILES)
     mismatched = []
-    expected = {**TRAIN_FILES, **TEST_FILES}
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in names:
+    for name, md5 in BATCHES.items():
         raw = (folder / name).read_bytes()
-        if hashlib.md5(raw).hexdigest() != expected[name]:
+        if hashlib.md5(raw).hexdigest() != md5:
             mismatched.append(name)
         parts[name] = _parse_batch(raw, folder / name)
     classes = _read_meta(folder)
