@@ -19,13 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from deepdive.config import TrainConfig  # noqa: E402
+from deepdive.config import resolve_config  # noqa: E402
 from deepdive.data import prepare_data  # noqa: E402
-from deepdive.data.pipeline import Normalizer, iterate_batches  # noqa: E402
-from deepdive.engines import make_engine  # noqa: E402
-from deepdive.models import build_model  # noqa: E402
-from deepdive.optim import build_optimizer  # noqa: E402
-from deepdive.train import seed_everything, set_threads  # noqa: E402
+from deepdive.data.pipeline import iterate_batches  # noqa: E402
+from deepdive.train import build_components, set_threads  # noqa: E402
 
 
 def time_steps(engine, model, optimizer, split, batch_size: int, steps: int, warmup: int = 10) -> float:
@@ -57,16 +54,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     threads = set_threads(args.threads)
-    cfg = TrainConfig(model="article-cnn", dataset="cifar10", data_dir=args.data_dir, batch_size=16,
-                      normalization="mnist", download=False, limit_train=(args.steps + 20) * 16)
+    cfg = resolve_config({"recipe": "article", "data_dir": args.data_dir, "download": False, "device": "cpu",
+                          "limit_train": (args.steps + 20) * 16})
     bundle = prepare_data(cfg)
-    engine = make_engine("torch", "cpu", Normalizer(bundle.mean, bundle.std, 3))
-    seed_everything(0)
-    model = build_model("article-cnn", engine.nn, engine.F, bundle.input_shape, 10)
-    optimizer = build_optimizer("adam", model.parameters(), 1e-3)
-    per_step = time_steps(engine, model, optimizer, bundle.train, 16, args.steps)
-    images_per_second = 16 / per_step
-    ten_epochs = 10 * 50000 / images_per_second
+    parts = build_components(cfg, bundle)
+    per_step = time_steps(parts.engine, parts.model, parts.optimizer, bundle.train, cfg.batch_size, args.steps)
+    images_per_second = cfg.batch_size / per_step
+    ten_epochs = cfg.epochs * 50000 / images_per_second
     print(f"article recipe (article-cnn, batch 16, Adam 1e-3), CPU, {threads} threads, torch {torch.__version__}")
     print(f"  {per_step * 1000:.1f} ms/step  {images_per_second:.0f} images/s")
     print(f"  projected 10 epochs of 50,000 images: {ten_epochs:.0f} s ({ten_epochs / 60:.1f} min)")

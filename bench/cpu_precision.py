@@ -32,7 +32,7 @@ def main() -> None:
 
     import torch
     from article_epoch import time_steps
-    from deepdive.config import TrainConfig
+    from deepdive.config import resolve_config
     from deepdive.data import prepare_data
     from deepdive.engines import cpu_has_native_bf16
     from deepdive.train import build_components, seed_everything, set_threads
@@ -42,17 +42,17 @@ def main() -> None:
               "device": "cpu"}
     if args.widths:
         values["widths"] = [int(w) for w in args.widths.split(",")]
-    base = TrainConfig.from_dict(values)
+    base = resolve_config(values)
     values["limit_train"] = (args.steps + 20) * base.batch_size
     values["limit_test"] = 100
-    bundle = prepare_data(TrainConfig.from_dict(values))
+    bundle = prepare_data(resolve_config(values))
     seconds = {"fp32": [], "bf16": []}
     for _ in range(args.rounds):
         for precision in seconds:
-            cfg = TrainConfig.from_dict({**values, "amp": precision == "bf16"})
+            cfg = resolve_config({**values, "amp": precision == "bf16"})
             seed_everything(0)
-            engine, model, optimizer = build_components(cfg, bundle)
-            seconds[precision].append(time_steps(engine, model, optimizer, bundle.train, cfg.batch_size,
+            parts = build_components(cfg, bundle)
+            seconds[precision].append(time_steps(parts.engine, parts.model, parts.optimizer, bundle.train, cfg.batch_size,
                                                  args.steps, warmup=5))
     rate = {p: base.batch_size / statistics.median(s) for p, s in seconds.items()}
     print(f"{args.recipe} recipe: fastnet {base.widths}, batch {base.batch_size}, CPU, {threads} threads, "

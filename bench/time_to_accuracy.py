@@ -28,39 +28,35 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-ARTICLE_ACCURACY = 0.612
+sys.path.insert(0, str(HERE.parent / "src"))
+from deepdive.recipes import ARTICLE  # noqa: E402
+
+ARTICLE_ACCURACY = ARTICLE["published"]["test_accuracy"]
 
 
 def fast_config(args, extra: list[str], **overrides):
-    from deepdive.cli import build_parser, _given_flags
-    from deepdive.config import TrainConfig
+    """The recipe's config with the benchmark's flags, resolved the one way ``deepdive train`` resolves it."""
+    from deepdive.cli import parse_train_flags
+    from deepdive.config import resolve_config
 
-    parsed = build_parser().parse_args(["train", "--recipe", args.recipe, "--dataset", args.dataset,
-                                        "--data-dir", args.data_dir, *extra])
-    values = _given_flags(parsed, {})
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    flags = parse_train_flags(["--recipe", args.recipe, "--dataset", args.dataset, "--data-dir", args.data_dir,
+                               *extra])
+    return resolve_config({**flags, **overrides})
 
 
 def article_seconds(args) -> tuple[float, float]:
     from article_epoch import time_steps
-    from deepdive.config import TrainConfig
+    from deepdive.config import resolve_config
     from deepdive.data import prepare_data
-    from deepdive.data.pipeline import Normalizer
-    from deepdive.engines import make_engine
-    from deepdive.models import build_model
-    from deepdive.optim import build_optimizer
-    from deepdive.train import seed_everything
+    from deepdive.train import build_components
 
-    cfg = TrainConfig(model="article-cnn", dataset=args.dataset, data_dir=args.data_dir, batch_size=16,
-                      normalization="mnist", download=False, limit_train=(args.article_steps + 20) * 16)
+    cfg = resolve_config({"recipe": "article", "dataset": args.dataset, "data_dir": args.data_dir,
+                          "download": False, "device": "cpu", "limit_train": (args.article_steps + 20) * 16})
     bundle = prepare_data(cfg)
-    engine = make_engine("torch", "cpu", Normalizer(bundle.mean, bundle.std, 3))
-    seed_everything(0)
-    model = build_model("article-cnn", engine.nn, engine.F, bundle.input_shape, 10)
-    per_step = time_steps(engine, model, build_optimizer("adam", model.parameters(), 1e-3), bundle.train, 16,
+    parts = build_components(cfg, bundle)
+    per_step = time_steps(parts.engine, parts.model, parts.optimizer, bundle.train, cfg.batch_size,
                           args.article_steps)
-    return per_step, per_step / 16 * 50000 * 10
+    return per_step, per_step / cfg.batch_size * 50000 * cfg.epochs
 
 
 def cpu_mode(args, extra: list[str]) -> dict:
@@ -83,10 +79,8 @@ def cpu_mode(args, extra: list[str]) -> dict:
     from deepdive.data import prepare_data
     from deepdive.train import build_components
     small = fast_config(args, extra, device="cpu", limit_train=64, limit_test=10)
-    engine, model, _ = build_components(small, prepare_data(small))
-    flops_per_image = training_flops_per_image(model, (3, 32, 32))
-    images = summary["train_examples"] * summary["epochs"]
-    achieved = flops_per_image * images / summary["train_seconds"]
+    flops_per_image = training_flops_per_image(build_components(small, prepare_data(small)).model, (3, 32, 32))
+    achieved = flops_per_image * summary["images_per_second"]
     result = {
         "device": "cpu", "threads": threads, "article_seconds_per_step": per_step,
         "article_seconds_10_epochs": article_total, "article_accuracy_published": ARTICLE_ACCURACY,
@@ -131,15 +125,14 @@ def gpu_mode(args, extra: list[str]) -> dict:
             values.update(seed=seed, out=f"{tmp}/run{i}")
             from deepdive.config import TrainConfig
             cfg = TrainConfig.from_dict(values)
-            engine, model, optimizer = build_components(cfg, bundle)
+            parts = build_components(cfg, bundle)
             run = RunDir.create(cfg.out)
-            run.write_json("summary.json", {"status": "running"})
             with catch_stop_signals() as stop:
-                trainer = Trainer(cfg, run, bundle, engine, model, optimizer, stop)
+                trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop)
                 torch.cuda.synchronize()
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                summary = trainer.fit()
+                summary = trainer.fit({})
                 end.record()
                 torch.cuda.synchronize()
             seconds = start.elapsed_time(end) / 1000

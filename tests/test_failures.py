@@ -16,8 +16,8 @@ def test_nan_stops_at_once_keeps_last_good_checkpoint(cli, tmp_path, monkeypatch
     calls = {"n": 0}
     original = engines.TorchEngine.cross_entropy
 
-    def poisoned(self, logits, targets, reduction="mean"):
-        loss = original(self, logits, targets, reduction)
+    def poisoned(self, logits, targets, reduction="mean", label_smoothing=0.0):
+        loss = original(self, logits, targets, reduction, label_smoothing)
         if reduction == "mean":
             calls["n"] += 1
             if calls["n"] == 32 + 5:  # 2000 images / 64 = 32 steps per epoch: step 5 of epoch 2
@@ -31,7 +31,7 @@ def test_nan_stops_at_once_keeps_last_good_checkpoint(cli, tmp_path, monkeypatch
     assert "epoch 2, step 5" in result.err and "learning rate" in result.err
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert (run / "model.safetensors").read_bytes() == (run / "checkpoints" / "epoch-001.safetensors").read_bytes()
-    assert torch.load(run / "state.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(run / "state.pt", weights_only=True)["loop"]["epoch"] == 1
 
 
 def test_disk_full_while_checkpointing_exits_1_and_keeps_previous(cli, tmp_path, monkeypatch):
@@ -49,7 +49,7 @@ def test_disk_full_while_checkpointing_exits_1_and_keeps_previous(cli, tmp_path,
     result = cli("train", *SYNTH, "--epochs", "3", "--out", run)
     assert result.code == 1
     assert "No space left on device" in result.err and "previous checkpoint is intact" in result.err
-    assert torch.load(run / "state.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(run / "state.pt", weights_only=True)["loop"]["epoch"] == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
 

@@ -137,7 +137,7 @@ def test_fast_recipe_resumes_exactly_after_an_interrupt(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     state = torch.load(run / "state.pt", weights_only=True)
-    assert state["ema"] is not None and state["augment"] is not None and state["epoch"] < 6
+    assert state["ema"] is not None and state["augment"] is not None and state["loop"]["epoch"] < 6
     finish("train", "--resume", run)
     assert weights(run) == weights(tmp_path / "reference")
 

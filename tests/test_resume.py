@@ -181,5 +181,5 @@ def test_state_pt_loads_with_weights_only(cli, tmp_path):
     run = tmp_path / "run"
     assert cli("train", *SYNTH, "--epochs", "1", "--out", run, "--engine", "scratch").code == 0
     state = torch.load(run / "state.pt", weights_only=True)
-    assert state["epoch"] == 1 and set(state["rng"]) >= {"python", "numpy", "torch", "data"}
+    assert state["loop"]["epoch"] == 1 and set(state["rng"]) >= {"python", "numpy", "torch", "data"}
     assert "fc1.weight" in state["model"]

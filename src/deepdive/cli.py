@@ -15,20 +15,69 @@ from deepdive.errors import Interrupted, RunFailed, UserError
 
 log = logging.getLogger("deepdive")
 
-ARTICLE_LOSSES = [1.872, 1.604, 1.451, 1.347, 1.273, 1.218, 1.169, 1.132, 1.098, 1.070]
-ARTICLE_ACCURACY = 0.612
+# Options that steer the command rather than the run: never part of a TrainConfig.
+COMMAND_OPTIONS = {"command", "quiet", "json", "overwrite", "config", "resume", "force", "print_config"}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (exit 2) instead of usage + error."""
+    """argparse with a one-line error (exit 2) instead of usage + error, a "did you mean …?" for
+    unknown names and flags, and no silent abbreviations (``--opt`` is a declared alias, not a prefix)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
         raise SystemExit(2)
+
+    def _suggestion(self, message: str) -> str:
+        import re
+
+        from deepdive.config import did_you_mean
+        choice = re.search(r"invalid choice: '?([^' ]+)'? \(choose from (.*)\)", message)
+        if choice:
+            return did_you_mean(choice.group(1), [c.strip(" '") for c in choice.group(2).split(",")])
+        unknown = re.search(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            flags = [t.split("=")[0] for t in unknown.group(1).split() if t.startswith("--")]
+            return did_you_mean(flags[0], self._all_flags()) if flags else ""
+        return ""
+
+    def _all_flags(self) -> list[str]:
+        flags = []
+        for action in self._actions:
+            flags += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags += [f for a in sub._actions for f in a.option_strings]
+        return [f for f in flags if f.startswith("--")]
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be integers separated by commas, e.g. 64,256,256") from None
+    return values
+
+
+def _shape(text: str) -> list[int]:
+    values = _int_list(text)
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} must be three integers C,H,W, e.g. 3,32,32")
+    return values
+
+
+def _quiet_flag(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors on stderr")
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
-    """Training flags; defaults are SUPPRESSed so only flags actually given override a --config file."""
+    """Training flags; defaults are SUPPRESSed so only flags actually given reach ``resolve_config``.
+
+    Where the ecosystem (timm, torchvision's references) has a name, it is accepted beside ours.
+    """
     from deepdive.config import DEVICES, ENGINES
     from deepdive.data import DATASETS
     from deepdive.models import MODELS
@@ -40,15 +89,19 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=S, choices=list(DATASETS), help="dataset (default fashion-mnist)")
     p.add_argument("--data-dir", default=S, metavar="DIR", help="where the dataset lives (default ./data)")
     p.add_argument("--engine", default=S, choices=ENGINES, help="torch (default) or scratch, the from-scratch NumPy engine")
-    p.add_argument("--optimizer", default=S, choices=list(OPTIMIZERS), help="optimizer (default adam)")
+    p.add_argument("--optimizer", "--opt", dest="optimizer", default=S, choices=list(OPTIMIZERS),
+                   help="optimizer (default adam)")
     p.add_argument("--lr", default=S, type=float, help="learning rate η (default 1e-3)")
     p.add_argument("--momentum", default=S, type=float, help="momentum γ (sgd: 0; momentum/nesterov: 0.9)")
-    p.add_argument("--weight-decay", default=S, type=float, help="L2 weight decay (default: the optimizer's)")
+    p.add_argument("--weight-decay", default=S, type=float,
+                   help="weight decay λ on conv/linear weights (default: the optimizer's; adamw 0.01)")
+    p.add_argument("--decay-norm-and-bias", default=S, action="store_true",
+                   help="also decay biases and normalization weights")
     p.add_argument("-b", "--batch-size", default=S, type=int, help="mini-batch size (default 64)")
     p.add_argument("--epochs", default=S, type=int, help="passes over the training data (default 10)")
     p.add_argument("--seed", default=S, type=int, help="seed for data order, init and dropout (default 0)")
     p.add_argument("--device", default=S, choices=DEVICES, help="auto (default), cpu or cuda")
-    p.add_argument("--threads", default=S, type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", default=S, type=int, help="CPU threads for torch (default: see README, CPU threads)")
     p.add_argument("--limit-train", default=S, type=int, metavar="N", help="class-balanced subset of N training images")
     p.add_argument("--limit-test", default=S, type=int, metavar="N", help="class-balanced subset of N test images")
     p.add_argument("--image-size", default=S, type=int, help="imagefolder: resize images to this square size (default 32)")
@@ -58,37 +111,53 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
                    help="simplenet: keep the article's ReLU on the logits (a defect, for reproduction)")
     p.add_argument("--no-download", dest="download", default=S, action="store_false",
                    help="cifar10: never download; fail if the data is missing")
-    p.add_argument("--synthetic-shape", default=S, metavar="C,H,W", help="synthetic: image shape (default 3,32,32)")
+    p.add_argument("--synthetic-shape", default=S, type=_shape, metavar="C,H,W",
+                   help="synthetic: image shape (default 3,32,32)")
     p.add_argument("--synthetic-classes", default=S, type=int, help="synthetic: number of classes (default 10)")
-    p.add_argument("--out", default=S, metavar="DIR", help="run folder (default runs/<time>-<model>-<dataset>)")
+    p.add_argument("--out", "--output", dest="out", default=S, metavar="DIR",
+                   help="the run folder itself (default runs/<time>-<model>-<dataset>)")
     p.add_argument("--save-every", default=S, type=int, metavar="N", help="checkpoint every N epochs (default 1)")
-    p.add_argument("--keep", default=S, type=int, metavar="K",
+    p.add_argument("--keep", "--checkpoint-hist", dest="keep", default=S, type=int, metavar="K",
                    help="keep checkpoints/epoch-NNN.safetensors of the last K epochs (default 0)")
     p.add_argument("--val-split", default=S, type=float, metavar="F",
                    help="hold out a stratified fraction F of train; best.safetensors then follows validation")
-    p.add_argument("--grad-clip", default=S, type=float, metavar="NORM", help="clip the gradients' global norm")
+    p.add_argument("--grad-clip", "--clip-grad", dest="grad_clip", default=S, type=float, metavar="NORM",
+                   help="clip the gradients' global L2 norm")
     p.add_argument("-j", "--workers", default=S, type=int,
                    help="DataLoader workers, used only when an image folder must be streamed (default 2)")
     p.add_argument("--strict", default=S, action="store_true",
                    help="imagefolder: refuse unreadable files instead of skipping them")
+    _fast_flags(p)
+
+
+def _fast_flags(p: argparse.ArgumentParser) -> None:
     from deepdive.data import AUGMENTATIONS
     from deepdive.recipes import RECIPES
     from deepdive.schedule import SCHEDULES
-    g = p.add_argument_group("fast training (see `deepdive list` for recipes)")
+
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("recipes, schedules and fast training (see `deepdive list` for recipes)")
     g.add_argument("--recipe", default=S, choices=list(RECIPES), help="a named preset; flags given override it")
-    g.add_argument("--schedule", default=S, choices=SCHEDULES, help="learning-rate schedule (default constant)")
-    g.add_argument("--warmup", default=S, type=float, metavar="F", help="warm-up fraction of training")
-    g.add_argument("--label-smoothing", default=S, type=float)
-    g.add_argument("--ema", default=S, type=float, metavar="DECAY", help="evaluate an EMA of the weights")
+    g.add_argument("--schedule", "--sched", dest="schedule", default=S, choices=SCHEDULES,
+                   help="learning-rate schedule (default constant)")
+    g.add_argument("--warmup", default=S, type=float, metavar="F", help="warm-up, as a fraction of training")
+    g.add_argument("--warmup-epochs", default=S, type=float, metavar="E", help="warm-up, in epochs")
+    g.add_argument("--decay-epochs", default=S, type=float, metavar="N", help="--sched step: decay every N epochs")
+    g.add_argument("--decay-rate", default=S, type=float, metavar="R", help="--sched step: factor (default 0.1)")
+    g.add_argument("--label-smoothing", "--smoothing", dest="label_smoothing", default=S, type=float, metavar="EPS")
+    g.add_argument("--ema", "--model-ema-decay", dest="ema", default=S, type=float, metavar="DECAY",
+                   help="evaluate an exponential moving average of the weights")
     g.add_argument("--augment", default=S, choices=AUGMENTATIONS, help="batched augmentation (default none)")
     g.add_argument("--crop-pad", default=S, type=int, metavar="PX", help="random-crop translation (default 2)")
     g.add_argument("--tta", default=S, choices=("none", "flip", "flip-shift"), help="test-time augmentation")
-    g.add_argument("--widths", default=S, metavar="W1,W2,...", help="fastnet block widths, e.g. 64,256,256")
+    g.add_argument("--widths", default=S, type=_int_list, metavar="W1,W2,...", help="fastnet block widths, e.g. 64,256,256")
     g.add_argument("--no-whiten", dest="whiten", default=S, action="store_false",
                    help="fastnet: a trainable first layer instead of frozen patch whitening")
     g.add_argument("--decoupled-wd", default=S, action="store_true", help="weight decay θ ← θ(1 − ηλ)")
     g.add_argument("--amp", default=S, action=argparse.BooleanOptionalAction,
                    help="bf16 autocast (CUDA, or a CPU with native bf16); --no-amp turns a recipe's off")
+    g.add_argument("--channels-last", default=S, action=argparse.BooleanOptionalAction,
+                   help="NHWC memory format (default: what the model declares)")
     g.add_argument("--compile", default=S, action="store_true", help="torch.compile the model")
     g.add_argument("--target-accuracy", default=S, type=float, metavar="A",
                    help="stop as soon as the test accuracy reaches A (a fraction, e.g. 0.612)")
@@ -102,7 +171,10 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="deepdive", description="Train, evaluate and understand image classifiers "
                     "(the 'Deep Learning Deep Dive' article as software).")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    from deepdive import __version__
+
+    _quiet_flag(parser, default=False)
+    parser.add_argument("--version", action="version", version=f"deepdive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model; leaves a run folder")
@@ -111,6 +183,8 @@ def build_parser() -> Parser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--force", action="store_true", help="with --resume: accept flags that change the run")
     p.add_argument("--json", action="store_true", help="print only the summary, as one JSON object, on stdout")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration (config.json's JSON object) on stdout and exit")
 
     p = sub.add_parser("evaluate", help="reload a run's model and measure it on test data")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -156,58 +230,43 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("list", help="models, datasets and optimizers")
     p.add_argument("--json", action="store_true")
+    for p in sub.choices.values():
+        _quiet_flag(p)  # -q after the subcommand too
     return parser
 
 
-def _given_flags(args: argparse.Namespace, base: dict) -> dict:
-    """The config values the user's flags set (defaults were SUPPRESSed), on top of ``base``."""
-    from deepdive.config import TrainConfig
+def parse_train_flags(argv: list[str]) -> dict:
+    """The TrainConfig values that ``deepdive train ARGV`` gives (for scripts and benchmarks)."""
+    return _config_flags(build_parser().parse_args(["train", *argv]))
 
-    given = {k: v for k, v in vars(args).items()
-             if k not in ("command", "quiet", "json", "overwrite", "config", "resume", "force")}
-    if "widths" in given:
-        try:
-            given["widths"] = [int(w) for w in given["widths"].split(",")]
-        except ValueError:
-            raise UserError("--widths must be integers separated by commas, e.g. 64,256,256") from None
-    if "synthetic_shape" in given or "synthetic_classes" in given:
-        synthetic = dict(base.get("synthetic") or TrainConfig().synthetic)
-        if "synthetic_shape" in given:
-            try:
-                synthetic["shape"] = [int(s) for s in given.pop("synthetic_shape").split(",")]
-            except ValueError:
-                raise UserError("--synthetic-shape must be three integers C,H,W, e.g. 3,32,32") from None
-        if "synthetic_classes" in given:
-            synthetic["classes"] = given.pop("synthetic_classes")
-        given["synthetic"] = synthetic
-    return given
+
+def _config_flags(args: argparse.Namespace) -> dict:
+    """The TrainConfig values the user's flags set (argparse SUPPRESSed the rest)."""
+    return {k: v for k, v in vars(args).items() if k not in COMMAND_OPTIONS}
 
 
 def cmd_train(args) -> int:
-    from deepdive.config import TrainConfig
-    from deepdive.train import run_training
+    from deepdive.config import resolve_config
 
+    flags = _config_flags(args)
     if args.resume:
-        from deepdive.resume import resume_run
+        from deepdive.resume import open_resume, resume_run
         if hasattr(args, "config"):
             raise UserError("--config cannot be combined with --resume: the run's own config is used")
-        base = TrainConfig.load(f"{args.resume}/config.json").to_dict() if _is_run(args.resume) else {}
-        summary = resume_run(args.resume, _given_flags(args, base), force=args.force)
-        _report(summary, args.json)
-        return 0
-    values = {}
-    if hasattr(args, "config"):
-        values = TrainConfig.load(args.config).to_dict()
-        values.pop("out", None)  # a re-run gets a fresh folder unless --out says otherwise
-    values.update(_given_flags(args, values))
-    summary = run_training(TrainConfig.from_dict(values), overwrite=args.overwrite)
+        run, cfg, differences = open_resume(args.resume, flags, force=args.force)
+        if args.print_config:
+            print(json.dumps(cfg.to_dict(), indent=2))
+            return 0
+        summary = resume_run(run, cfg, differences)
+    else:
+        from deepdive.train import run_training
+        cfg = resolve_config(flags, getattr(args, "config", None))
+        if args.print_config:
+            print(json.dumps(cfg.to_dict(), indent=2))
+            return 0
+        summary = run_training(cfg, overwrite=args.overwrite)
     _report(summary, args.json)
     return 0
-
-
-def _is_run(path: str) -> bool:
-    from pathlib import Path
-    return (Path(path) / "config.json").is_file()
 
 
 def cmd_evaluate(args) -> int:
@@ -248,24 +307,28 @@ def cmd_predict(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from deepdive.config import TrainConfig
+    """``--recipe article`` with the reproduction's few flags, then the article's numbers beside the run's."""
+    from deepdive.config import resolve_config
+    from deepdive.recipes import ARTICLE
+    from deepdive.runs import RunDir
     from deepdive.train import run_training
 
-    cfg = TrainConfig(model="article-cnn", dataset="cifar10", data_dir=args.data_dir, optimizer="adam", lr=1e-3,
-                      batch_size=16, epochs=args.epochs, seed=args.seed, device=args.device,
-                      limit_train=args.limit_train, limit_test=args.limit_test, normalization="mnist",
-                      eval_train_mode=True, download=args.download, out=args.out)
-    summary = run_training(cfg, overwrite=args.overwrite)
-    from deepdive.runs import RunDir
-    metrics = RunDir(summary["run"]).metrics()
+    flags = {"recipe": "article", "data_dir": args.data_dir, "epochs": args.epochs, "seed": args.seed,
+             "device": args.device, "limit_train": args.limit_train, "limit_test": args.limit_test,
+             "download": args.download}
+    if args.out:
+        flags["out"] = args.out
+    summary = run_training(resolve_config(flags), overwrite=args.overwrite)
+    published = ARTICLE["published"]
     lines = ["epoch  article loss  this run's loss"]
-    for m in metrics:
-        published = f"{ARTICLE_LOSSES[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(ARTICLE_LOSSES) else "   -"
-        lines.append(f"{m['epoch']:5d}  {published:>12}  {m['train_loss']:15.3f}")
-    lines.append(f"test accuracy: article {100 * ARTICLE_ACCURACY:.1f}% (measured in train mode, dropout on); "
-                 f"this run {100 * summary['test_accuracy']:.1f}% (eval mode), "
+    for m in RunDir(summary["run"]).metrics():
+        losses = published["train_losses"]
+        article = f"{losses[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(losses) else "   -"
+        lines.append(f"{m['epoch']:5d}  {article:>12}  {m['train_loss']:15.3f}")
+    lines.append(f"test accuracy: article {100 * published['test_accuracy']:.1f}% (measured in train mode, "
+                 f"dropout on); this run {100 * summary['test_accuracy']:.1f}% (eval mode), "
                  f"{100 * summary['test_accuracy_train_mode']:.1f}% (train mode, as the article measured)")
-    summary["article"] = {"train_losses": ARTICLE_LOSSES, "test_accuracy": ARTICLE_ACCURACY}
+    summary["article"] = dict(published)
     if args.json:
         print("\n".join(lines), file=sys.stderr)
         print(json.dumps(summary))
@@ -364,7 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `deepdive list | head -1`: the reader has all it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UserError as exc:
         for line in str(exc).splitlines() or [""]:
             print(f"deepdive {args.command}: error: {_printable(line)}", file=sys.stderr)

@@ -1,12 +1,18 @@
-"""TrainConfig: the one source of truth for a run, validated once.
+"""TrainConfig and the ONE place where a run's configuration is resolved.
 
-The CLI builds it from flags (or from a run's ``config.json``), everything
-below reads it, and the resolved form is written into every run folder so that
-``deepdive train --config RUN/config.json`` repeats the run.
+``resolve_config`` layers, lowest first:
+
+    defaults  <  recipe (--recipe)  <  --config FILE  <  flags given
+
+and ``resolve_resume`` replaces all of these by the run's stored config.json,
+refusing any flag that differs unless ``--force`` (which then wins). Everything
+below reads the resulting ``TrainConfig``; its resolved form is written into
+every run folder, so ``deepdive train --config RUN/config.json`` repeats the run.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +24,11 @@ ENGINES = ("torch", "scratch")
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
+NOT_ALTERING = {"data_dir", "threads"}  # where the data lives and how many cores: a resumed run is the same
+EXCLUSIVE = (("warmup", "warmup_epochs"),)  # the higher layer's choice clears the other
+# Options the scratch engine does not implement: refused by name, never silently ignored.
+TORCH_ONLY_OPTIONS = {"ema": None, "augment": "none", "tta": "none", "amp": False, "compile": False,
+                      "channels_last": None}
 
 
 @dataclass
@@ -68,13 +79,18 @@ class TrainConfig:
     eval_each_epoch: bool = True  # False: evaluate after the last epoch only (timed benchmarks)
     workers: int = 2  # DataLoader workers when an image folder must be streamed from disk
     synthetic: dict = field(default_factory=lambda: {"shape": [3, 32, 32], "classes": 10, "train": 2000, "test": 500})
+    warmup_epochs: float | None = None  # warm-up counted in epochs (instead of --warmup's fraction)
+    decay_epochs: float | None = None  # --sched step: multiply the lr by decay_rate every this many epochs
+    decay_rate: float = 0.1  # --sched step's factor
+    channels_last: bool | None = None  # NHWC memory; None: what the model declares (models/registry.py)
+    decay_norm_and_bias: bool = False  # also decay biases and normalization weights (default: conv/linear weights)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         from deepdive.data import DATASETS
-        from deepdive.models import MODELS
+        from deepdive.models import MODELS, MODELS_SPECS
         from deepdive.optim import OPTIMIZERS
 
         _choice("model", self.model, MODELS)
@@ -84,7 +100,7 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
         from deepdive.data import AUGMENTATIONS
-        from deepdive.models.registry import TORCH_ONLY
+        from deepdive.models import spec
         from deepdive.recipes import RECIPES
         from deepdive.schedule import SCHEDULES
         if self.recipe is not None:
@@ -92,16 +108,9 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("augment", self.augment, AUGMENTATIONS)
         _choice("tta", self.tta, TTA_MODES)
-        if self.engine == "scratch" and (self.recipe or self.model in TORCH_ONLY):
-            what = f"--recipe {self.recipe}" if self.recipe else f"--model {self.model}"
-            raise UserError(f"{what} needs the torch engine (BatchNorm, GELU, bf16): drop --engine scratch")
         if self.engine == "scratch":
-            for name, off in (("augment", "none"), ("tta", "none"), ("schedule", "constant")):
-                if getattr(self, name) != off:
-                    raise UserError(f"--{name} {getattr(self, name)} is torch-engine only: drop it or --engine scratch")
-            if self.ema or self.label_smoothing or self.amp or self.compile or self.decoupled_wd:
-                raise UserError("--ema/--label-smoothing/--amp/--compile/--decoupled-wd are torch-engine only: "
-                                "drop them or --engine scratch")
+            self._validate_scratch(spec(self.model).torch_only)
+        self._validate_schedule()
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup {self.warmup} is out of range: give a fraction in [0, 1)")
         if not 0 <= self.label_smoothing < 1:
@@ -137,49 +146,95 @@ class TrainConfig:
             raise UserError(f"--momentum {self.momentum} is out of range: give a value in [0, 1)")
         if self.optimizer == "nesterov" and self.momentum == 0:
             raise UserError("--optimizer nesterov needs momentum > 0: drop --momentum 0 or use --optimizer sgd")
-        if self.article_exact and self.model != "simplenet":
-            raise UserError("--article-exact applies to --model simplenet only: drop it for other models")
+        if self.article_exact and not spec(self.model).article_exact:
+            accepting = [name for name, s in MODELS_SPECS.items() if s.article_exact]
+            raise UserError(f"--article-exact applies to --model {', '.join(accepting)} only: drop it for other models")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise UserError(f"--weight-decay {self.weight_decay} is negative: give a value >= 0")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise UserError(f"--seed {self.seed!r} is not an integer: give a whole number")
         _validate_synthetic(self.synthetic)
 
+    def _validate_scratch(self, torch_only_model: bool) -> None:
+        if torch_only_model:
+            origin = f" (from --recipe {self.recipe})" if self.recipe else ""
+            raise UserError(f"--model {self.model}{origin} needs the torch engine (BatchNorm, GELU): "
+                            "drop --engine scratch or choose another model")
+        used = [name for name, off in TORCH_ONLY_OPTIONS.items() if getattr(self, name) not in (off, None, False)]
+        if used:
+            flags = ", ".join(f"--{n.replace('_', '-')}" for n in used)
+            raise UserError(f"{flags} {'is' if len(used) == 1 else 'are'} torch-engine only: "
+                            "drop it or drop --engine scratch")
+
+    def _validate_schedule(self) -> None:
+        if not 0 <= self.warmup < 1:
+            raise UserError(f"--warmup {self.warmup} is out of range: give a fraction in [0, 1)")
+        if self.warmup_epochs is not None:
+            if self.warmup:
+                raise UserError("--warmup and --warmup-epochs both given: give one of them")
+            if self.time_budget:
+                raise UserError("--warmup-epochs needs a known number of epochs: use --warmup F with --time-budget")
+            if not (isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs < self.epochs):
+                raise UserError(f"--warmup-epochs {self.warmup_epochs!r} is out of range: give 0 <= E < --epochs")
+        if self.schedule == "step":
+            if self.time_budget:
+                raise UserError("--sched step counts epochs: use cosine or warmup-linear with --time-budget")
+            if self.decay_epochs is None:
+                raise UserError("--sched step needs --decay-epochs N: the lr is multiplied by --decay-rate every N")
+        elif self.decay_epochs is not None:
+            raise UserError(f"--decay-epochs applies to --sched step, not {self.schedule}: drop it or use --sched step")
+        if self.decay_epochs is not None:
+            _positive("decay-epochs", self.decay_epochs, float)
+        if not (isinstance(self.decay_rate, (int, float)) and 0 < self.decay_rate <= 1):
+            raise UserError(f"--decay-rate {self.decay_rate!r} is out of range: give a factor in (0, 1], e.g. 0.1")
+
+    def warmup_fraction(self) -> float:
+        """The warm-up as a fraction of training, whichever way it was given."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs / self.epochs
+        return self.warmup
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Build from values; a named ``recipe`` fills in what ``values`` does not set."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """Build from resolved values (a config.json); unknown keys are refused with the closest known one."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise UserError(f"unknown config key(s) {', '.join(unknown)}: remove them (known: {', '.join(sorted(known))})")
-        recipe = values.get("recipe")
-        if recipe is not None:
-            from deepdive.recipes import RECIPES, recipe_values
-            if recipe not in RECIPES:
-                raise UserError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
-            values = {**recipe_values(recipe, values.get("device", "auto")), **values}
+            raise UserError(f"unknown config key(s) {', '.join(unknown)}{did_you_mean(unknown[0], known)}: "
+                            f"remove them (known: {', '.join(sorted(known))})")
         return cls(**values)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"config file {path} does not exist: give the config.json of a run folder") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"config file {path} is not readable JSON ({exc}): give the config.json of a run folder") from None
-        if not isinstance(values, dict):
-            raise UserError(f"config file {path} does not hold a JSON object: give the config.json of a run folder")
-        return cls.from_dict(values)
+        return cls.from_dict(read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The JSON object of a config file, or one line saying what is wrong with it."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist: give the config.json of a run folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"config file {path} is not readable JSON ({exc}): give the config.json of a run folder") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} does not hold a JSON object: give the config.json of a run folder")
+    return values
+
+
+def did_you_mean(word, choices) -> str:
+    """' (did you mean X?)' for the closest of ``choices``, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _choice(what: str, value: str, choices) -> None:
     if value not in choices:
-        raise UserError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+        raise UserError(f"unknown {what} {value!r}{did_you_mean(value, choices)}: choose one of {', '.join(choices)}")
 
 
 def _positive(flag: str, value, kind) -> None:
@@ -200,3 +255,69 @@ def _validate_synthetic(spec: dict) -> None:
     if not ok:
         raise UserError(
             f"synthetic dataset spec {spec!r} is invalid: give shape C,H,W (C 1 or 3), classes >= 2, train and test > 0")
+
+
+# -- the one resolution ---------------------------------------------------------------------------------------
+def resolve_config(flags: dict, config_file: str | None = None) -> TrainConfig:
+    """defaults < recipe < ``--config`` file < flags given, validated once.
+
+    ``flags`` holds only the options the user gave (the CLI suppresses defaults),
+    keyed by TrainConfig field, plus ``synthetic_shape``/``synthetic_classes``.
+    """
+    from deepdive.recipes import RECIPES, recipe_values
+
+    file_values = read_config_file(config_file) if config_file else {}
+    file_values.pop("out", None)  # a re-run gets a fresh folder unless --out says otherwise
+    flags = _fold_synthetic(flags, file_values.get("synthetic"))
+    recipe = flags.get("recipe", file_values.get("recipe"))
+    layers = []
+    if recipe is not None:
+        _choice("recipe", recipe, RECIPES)
+        layers.append(recipe_values(recipe, flags.get("device", file_values.get("device", "auto"))))
+    layers += [file_values, flags]
+    values: dict = {}
+    for layer in layers:
+        values = _overlay(values, layer)
+    cfg = TrainConfig.from_dict(values)
+    if not cfg.out:
+        from deepdive.runs import default_run_dir
+        cfg.out = str(default_run_dir(cfg.model, cfg.dataset))
+    return cfg
+
+
+def resolve_resume(saved: dict, flags: dict, force: bool = False) -> tuple[TrainConfig, list[str]]:
+    """A resumed run's config: the stored one; a flag that differs is refused unless ``force`` makes it win."""
+    if "out" in flags:
+        raise UserError("--out cannot be combined with --resume: the run continues in its own folder")
+    flags = _fold_synthetic(flags, saved.get("synthetic"))
+    differences = [f"--{key.replace('_', '-')} {value!r} differs from the run's {saved.get(key)!r}"
+                   for key, value in flags.items() if key not in NOT_ALTERING and saved.get(key) != value]
+    if differences and not force:
+        raise UserError("\n".join(f"{d}: drop it to resume as saved, or add --force to change the run"
+                                  for d in differences))
+    return TrainConfig.from_dict(_overlay(saved, flags)), differences
+
+
+def _overlay(lower: dict, upper: dict) -> dict:
+    """``upper`` on top of ``lower``; of an exclusive pair, the one ``upper`` sets clears the other."""
+    values = {**lower, **upper}
+    for a, b in EXCLUSIVE:
+        if a in upper and b not in upper:
+            values.pop(b, None)
+        elif b in upper and a not in upper:
+            values.pop(a, None)
+    return values
+
+
+def _fold_synthetic(flags: dict, base: dict | None) -> dict:
+    """--synthetic-shape/--synthetic-classes are parts of the ``synthetic`` dict."""
+    if "synthetic_shape" not in flags and "synthetic_classes" not in flags:
+        return dict(flags)
+    flags = dict(flags)
+    synthetic = dict(base or TrainConfig.__dataclass_fields__["synthetic"].default_factory())
+    if "synthetic_shape" in flags:
+        synthetic["shape"] = list(flags.pop("synthetic_shape"))
+    if "synthetic_classes" in flags:
+        synthetic["classes"] = flags.pop("synthetic_classes")
+    flags["synthetic"] = synthetic
+    return flags

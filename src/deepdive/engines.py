@@ -1,20 +1,42 @@
 """Engines: what supplies tensors, modules, losses and optimizers to the training loop.
 
-The loop in ``train.py`` is written against this small interface only, so the
-same loop trains a model on PyTorch or on the from-scratch NumPy engine:
-
-- ``nn``, ``F``, ``optim``: the namespaces models and optimizers are built from;
-- ``inputs(uint8 batch)`` / ``targets(labels)``: a batch in the engine's own arrays;
-- ``cross_entropy(logits, targets, reduction)``, ``no_grad()``, ``correct(logits, targets)``;
-- ``weights(model)`` / ``load_weights(model, arrays)``: parameters as NumPy arrays.
+The loop in ``deepdive.train`` is written against the ``Engine`` protocol below
+only, so the same loop trains a model on PyTorch and on the from-scratch NumPy
+engine. An option one engine cannot honour is refused by ``TrainConfig`` for
+that engine, by name; none is silently ignored.
 """
 from __future__ import annotations
 
 import contextlib
+from typing import Any, Protocol
 
 import numpy as np
 
 from deepdive.errors import UserError
+
+
+class Engine(Protocol):
+    """What the training loop, evaluation and loading ask of an engine."""
+
+    name: str
+    nn: Any  # module namespace the model families are built from (torch.nn or deepdive.scratch.nn)
+    F: Any  # functional namespace (torch.nn.functional or deepdive.scratch.nn.functional)
+    optim: Any  # optimizer classes (torch.optim or deepdive.scratch.optim)
+    eval_batch_size: int
+
+    def build(self, model): ...  # move/convert a freshly built model (device, dtype, memory format)
+    def inputs(self, images): ...  # uint8 batch -> normalized engine array
+    def targets(self, labels): ...
+    def autocast(self): ...  # context: the forward pass's precision (bf16 or a no-op)
+    def cross_entropy(self, logits, targets, reduction: str = "mean", label_smoothing: float = 0.0): ...
+    def no_grad(self): ...
+    def correct(self, logits, targets) -> int: ...
+    def clip_grad_norm(self, model, max_norm: float) -> float: ...  # scale all grads to a global L2 norm
+    def scale_(self, params, factor: float) -> None: ...  # θ ← factor·θ in place (decoupled weight decay)
+    def weights(self, model) -> dict[str, np.ndarray]: ...
+    def load_weights(self, model, arrays: dict[str, np.ndarray]) -> None: ...
+    def optimizer_state(self, optimizer) -> dict: ...  # plain types only (state.pt is weights_only)
+    def load_optimizer_state(self, optimizer, state: dict) -> None: ...
 
 
 def resolve_device(requested: str) -> str:
@@ -104,6 +126,10 @@ class TorchEngine:
     def clip_grad_norm(self, model, max_norm: float) -> float:
         return float(self.torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
 
+    def scale_(self, params, factor: float) -> None:
+        with self.torch.no_grad():
+            self.torch._foreach_mul_(list(params), factor)
+
 
 class ScratchEngine:
     """The from-scratch NumPy engine behind the same interface (CPU only).
@@ -139,7 +165,11 @@ class ScratchEngine:
         return labels.numpy()
 
     def cross_entropy(self, logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
-        return self.F.cross_entropy(logits, targets, reduction=reduction)
+        return self.F.cross_entropy(logits, targets, reduction=reduction, label_smoothing=label_smoothing)
+
+    def scale_(self, params, factor: float) -> None:
+        for p in params:
+            p.data *= p.data.dtype.type(factor)
 
     def autocast(self):
         import contextlib

@@ -1,26 +1,21 @@
-"""Rebuild a saved run's model from its folder (config, model.json, safetensors)."""
+"""Rebuild a saved run's model from its folder: model.json alone says how to build it."""
 from __future__ import annotations
 
 from deepdive.checkpoint import load_weights
 from deepdive.engines import make_engine
-from deepdive.models import build_model
+from deepdive.models import build_model, model_options, spec
 from deepdive.runs import WEIGHTS
 
 
-def model_options(cfg) -> dict:
-    """Family-specific build options a config carries (fastnet's widths and whitening)."""
-    if cfg.model == "fastnet":
-        options = {"whiten": cfg.whiten}
-        if cfg.widths:
-            options["widths"] = tuple(cfg.widths)
-        return options
-    return {}
-
-
 def load_run_model(run, cfg, info, device: str, normalizer):
-    engine = make_engine(cfg.engine, device, normalizer, channels_last=cfg.model == "fastnet", amp=cfg.amp)
-    model = engine.build(build_model(info["model"], engine.nn, engine.F, info["input_shape"],
-                                     len(info["classes"]), article_exact=cfg.article_exact, **model_options(cfg)))
+    name = info["model"]
+    # runs made before model.json recorded the constructor arguments: take them from the config
+    options = info["options"] if "options" in info else model_options(name, cfg.to_dict())
+    channels_last = info.get("channels_last", spec(name).channels_last)
+    engine = make_engine(info.get("engine", cfg.engine), device, normalizer, channels_last=channels_last,
+                         amp=cfg.amp)
+    model = engine.build(build_model(name, engine.nn, engine.F, info["input_shape"], len(info["classes"]),
+                                     **options))
     expected = {k: tuple(v.shape) for k, v in engine.weights(model).items()}
     engine.load_weights(model, load_weights(run.file(WEIGHTS), expected))
     return engine, model

@@ -5,7 +5,7 @@ The article's update rules and the optimizer that implements each:
 - gradient descent, mini-batch SGD: θ = θ − η ∇L(θ)                      -> ``sgd``
 - momentum: v = γ v + η ∇L(θ); θ = θ − v                               -> ``momentum``
 - Nesterov momentum (gradient taken at the look-ahead point)            -> ``nesterov``
-- Adagrad: θ = θ − η / sqrt(G + ε) ⊙ g, G the sum of squared gradients  -> ``adagrad``
+- Adagrad: θ = θ − η g / (√G + ε), G the sum of squared gradients      -> ``adagrad``
 - Adadelta: steps scaled by RMS[Δθ] / RMS[g], no global η needed         -> ``adadelta``
 - RMSprop: running average of g², θ = θ − η g / sqrt(E[g²] + ε)           -> ``rmsprop``
 - Adam: m, v moment estimates with bias correction                     -> ``adam``, ``adamw``
@@ -30,9 +30,48 @@ OPTIMIZERS = {
 }
 
 
+DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2}  # torch.optim's own defaults; every other optimizer's is 0
+
+
+def parameter_groups(model, weight_decay: float | None, optimizer: str = "sgd", decay_norm_and_bias: bool = False,
+                     decoupled: bool = False) -> list[dict]:
+    """The trainable parameters in optimizer groups: weight decay on weights, not on biases and norms.
+
+    Decay pulls a convolution's or linear layer's weights towards 0 (a smaller,
+    smoother function). A bias or a normalization scale has no such role - decaying
+    BatchNorm's scale only fights its normalization - so one-dimensional parameters
+    go in a group without decay unless ``decay_norm_and_bias``. With ``decoupled``
+    the decay is θ ← θ(1 − ηλ) applied by the loop (``decoupled_weight_decay`` in the
+    group) instead of λθ added to the gradient by the optimizer.
+    """
+    wd = DEFAULT_WEIGHT_DECAY.get(optimizer, 0.0) if weight_decay is None else weight_decay
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if getattr(p, "requires_grad", True):
+            (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
+    key, other = ("decoupled_weight_decay", "weight_decay") if decoupled else ("weight_decay", None)
+    groups = [{"params": decay, key: wd}, {"params": no_decay, key: 0.0}]
+    for group in groups:
+        if other:
+            group[other] = 0.0
+    return [g for g in groups if g["params"]]
+
+
+def apply_decoupled_decay(optimizer, scale) -> None:
+    """θ ← θ(1 − η_g λ_g) for every group g with a decoupled decay λ_g (η_g: the group's current lr).
+
+    ``scale(params, factor)`` multiplies parameters in place (the engine's ``scale_``).
+    """
+    for group in optimizer.param_groups:
+        wd = group.get("decoupled_weight_decay")
+        if wd:
+            scale(group["params"], 1 - group["lr"] * wd)
+
+
 def build_optimizer(name: str, params, lr: float, momentum: float | None = None,
                     weight_decay: float | None = None, optim=None):
-    """Build optimizer ``name``; ``optim`` is the module providing the classes (torch.optim by default)."""
+    """Build optimizer ``name`` over ``params`` (parameters, or groups as ``parameter_groups`` makes);
+    ``optim`` is the module providing the classes (torch.optim by default)."""
     if optim is None:
         import torch.optim as optim
     params = list(params)

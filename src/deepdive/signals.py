@@ -1,7 +1,8 @@
 """Turn SIGINT/SIGTERM into an ``Interrupted`` exception at a safe point.
 
-The handler only records the signal; the training loop checks it between
-steps, so the current step finishes and the run is closed cleanly.
+The handler only records the signal in a ``StopFlag``; the training loop checks
+it between steps, so the current step finishes and the run is closed cleanly.
+The flag exists before the trainer, which receives it when it is built.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ class StopFlag:
 
 
 @contextlib.contextmanager
-def catch_stop_signals():
-    flag = StopFlag()
+def catch_stop_signals(flag: StopFlag | None = None):
+    flag = flag or StopFlag()
 
     def handler(signum, frame):
         if flag.signum is not None and signum == signal.SIGINT:

@@ -16,7 +16,8 @@ import numpy as np
 from deepdive.atomic import write_atomic
 from deepdive.errors import UserError
 
-FORMAT = 1
+FORMAT = 2  # 2: the loop's fields under "loop" (TrainState); 1: the same fields at the top level
+READABLE_FORMATS = (1, 2)
 
 
 def capture_rng(data_generator) -> dict:
@@ -68,7 +69,7 @@ def load_state(path: str | Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}): delete it to restart the run "
                         "from its last good files") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         raise UserError(f"{path} is not a deepdive training state (format {FORMAT}): delete it to restart the run")
     return state
 

@@ -1,4 +1,4 @@
 """Models: the registry and the families it names."""
-from deepdive.models.registry import MODELS, build_model
+from deepdive.models.registry import MODELS, MODELS_SPECS, build_model, init_from_data, model_options, spec
 
-__all__ = ["MODELS", "build_model"]
+__all__ = ["MODELS", "MODELS_SPECS", "build_model", "init_from_data", "model_options", "spec"]

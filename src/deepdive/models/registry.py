@@ -1,29 +1,80 @@
-"""The model registry: name -> family module with ``build(nn, F, input_shape, num_classes, article_exact)``.
+"""The model registry: name -> a ``ModelSpec`` that declares what the model needs.
 
 Families receive the ``nn`` and ``F`` namespaces, so one definition serves
-both engines (``torch.nn`` now, ``deepdive.scratch.nn`` too).
+both engines (``torch.nn`` and ``deepdive.scratch.nn``). Everything that differs
+between models - which engines can run them, the smallest image they accept,
+whether they prefer channels-last memory, which config values become
+constructor arguments, a data-dependent initialisation - is declared here, so
+generic code (the loop, loading, config validation) never tests a model's name.
 """
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 
-MODELS = {
-    "perceptron": "the article's perceptron f(x, w) = w^T x: one linear layer (a linear classifier)",
-    "simplenet": "the article's MLP SimpleNet: flatten -> 128 -> 64 -> classes, ReLU",
-    "article-cnn": "the article's CNN Net: 4 convs 3x3 (64,128,128,64), global avg pool, 64->32->classes, dropout 0.5",
-    "fastnet": "fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init (torch only)",
+
+@dataclass(frozen=True)
+class ModelSpec:
+    description: str
+    module: str  # deepdive.models.<module> holds build(nn, F, input_shape, num_classes, **options)
+    torch_only: bool = False  # uses layers the scratch engine lacks (BatchNorm, GELU)
+    min_size: int = 1  # smallest image side the architecture accepts
+    channels_last: bool = False  # convolutions run faster in NHWC on the CPU (oneDNN) and on tensor cores
+    article_exact: bool = False  # accepts --article-exact (a published defect kept for reproduction)
+    config_options: tuple[str, ...] = ()  # TrainConfig fields passed to build() when set
+    init_from_data: str | None = None  # "function" in the module, called with (model, normalized images)
+    defaults: dict = field(default_factory=dict)  # constructor defaults recorded in model.json
+
+
+MODELS_SPECS: dict[str, ModelSpec] = {
+    "perceptron": ModelSpec("the article's perceptron f(x, w) = w^T x: one linear layer (a linear classifier)",
+                            "perceptron"),
+    "simplenet": ModelSpec("the article's MLP SimpleNet: flatten -> 128 -> 64 -> classes, ReLU", "mlp",
+                           article_exact=True),
+    "article-cnn": ModelSpec("the article's CNN Net: 4 convs 3x3 (64,128,128,64), global avg pool, 64->32->classes, "
+                             "dropout 0.5", "article_cnn", min_size=9),  # four unpadded 3x3 convs
+    "fastnet": ModelSpec("fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init "
+                         "(torch only)", "fastnet", torch_only=True, min_size=9, channels_last=True,
+                         config_options=("widths", "whiten"), init_from_data="init_whitening",
+                         defaults={"widths": [64, 256, 256], "whiten": True}),  # 2x2 whitening + three pools
 }
-TORCH_ONLY = {"fastnet"}
-MIN_SIZE = {"article-cnn": 9, "fastnet": 9}  # article-cnn: four unpadded 3x3 convs; fastnet: 2x2 + three pools
-_MODULES = {"perceptron": "perceptron", "simplenet": "mlp", "article-cnn": "article_cnn", "fastnet": "fastnet"}
+MODELS = {name: spec.description for name, spec in MODELS_SPECS.items()}
 
 
-def build_model(name: str, nn, F, input_shape, num_classes: int, article_exact: bool = False, **options):
+def spec(name: str) -> ModelSpec:
+    return MODELS_SPECS[name]
+
+
+def model_options(name: str, values: dict) -> dict:
+    """Every constructor argument of model ``name`` beyond shape and classes, from config ``values``.
+
+    The result goes into model.json, so a run rebuilds from model.json alone.
+    """
+    s = MODELS_SPECS[name]
+    options = dict(s.defaults)
+    for key in s.config_options:
+        if values.get(key) is not None:
+            options[key] = values[key]
+    if s.article_exact:
+        options["article_exact"] = bool(values.get("article_exact", False))
+    return options
+
+
+def build_model(name: str, nn, F, input_shape, num_classes: int, **options):
     """Build model ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes`` outputs."""
-    need = MIN_SIZE.get(name, 1)
-    if min(input_shape[1:]) < need:
+    s = MODELS_SPECS[name]
+    if min(input_shape[1:]) < s.min_size:
         from deepdive.errors import UserError
-        raise UserError(f"{name} needs images of at least {need}x{need} pixels, the data has "
+        raise UserError(f"{name} needs images of at least {s.min_size}x{s.min_size} pixels, the data has "
                         f"{input_shape[1]}x{input_shape[2]}: use larger images (e.g. --image-size) or another model")
-    family = importlib.import_module(f"deepdive.models.{_MODULES[name]}")
-    return family.build(nn, F, tuple(input_shape), int(num_classes), article_exact=article_exact, **options)
+    family = importlib.import_module(f"deepdive.models.{s.module}")
+    if "widths" in options:
+        options["widths"] = tuple(options["widths"])
+    return family.build(nn, F, tuple(input_shape), int(num_classes), **options)
+
+
+def init_from_data(name: str, model, images, options: dict) -> None:
+    """Run the model's data-dependent initialisation (fastnet's patch whitening), if it declares one."""
+    s = MODELS_SPECS[name]
+    if s.init_from_data and options.get("whiten", True):
+        getattr(importlib.import_module(f"deepdive.models.{s.module}"), s.init_from_data)(model, images)

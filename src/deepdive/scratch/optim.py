@@ -13,44 +13,56 @@ import numpy as np
 
 
 class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``state_dict()``, as torch.optim.Optimizer.
+
+    ``params`` is a list of parameters or, as in torch, a list of groups
+    ``{"params": [...], "weight_decay": ...}`` whose keys override the defaults
+    for that group (weight decay on weights only, for example).
+    """
+
     defaults: dict = {}
 
     def __init__(self, params, **hyper):
-        self.params = list(params)
-        if not self.params:
+        params = list(params)
+        if not params:
             raise ValueError("optimizer got an empty parameter list")
-        for key, value in hyper.items():
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for key, value in [kv for g in [hyper, *groups] for kv in g.items()]:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"invalid {key}: {value}")
-        self.hyper = {**self.defaults, **hyper}
+        self.hyper = {**self.defaults, **hyper}  # the defaults every group starts from
+        self.param_groups: list[dict] = [{**self.hyper, **g, "params": list(g["params"])} for g in groups]
+        self.params = [p for g in self.param_groups for p in g["params"]]
         self.state: list[dict] = [{} for _ in self.params]
-
-    @property
-    def param_groups(self) -> list[dict]:
-        """One group, as torch exposes it, so schedules can set ``group['lr']``."""
-        return [self.hyper]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
             p.grad = None if set_to_none or p.grad is None else np.zeros_like(p.grad)
 
     def step(self) -> None:
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self.update(p.data, p.grad, state)
+        states = iter(self.state)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = next(states)
+                if p.grad is not None:
+                    self.update(p.data, p.grad, state, group)
 
-    def update(self, theta: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def update(self, theta: np.ndarray, grad: np.ndarray, state: dict, h: dict) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        return {"hyper": dict(self.hyper),
+        return {"groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
                 "state": [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                           for s in self.state]}
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["state"]) != len(self.params):
             raise ValueError("optimizer state holds a different number of parameters")
-        self.hyper.update(state["hyper"])
+        groups = state.get("groups") or [state["hyper"]]  # "hyper": the one-group format of earlier versions
+        if len(groups) != len(self.param_groups):
+            raise ValueError("optimizer state holds a different number of parameter groups")
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
         self.state = [{k: (np.array(v, dtype=p.data.dtype) if hasattr(v, "shape") and np.ndim(v) else v)
                        for k, v in s.items()} for s, p in zip(state["state"], self.params)]
 
@@ -75,8 +87,7 @@ class SGD(Optimizer):
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov)
 
-    def update(self, theta, grad, state):
-        h = self.hyper
+    def update(self, theta, grad, state, h):
         if h["weight_decay"]:
             grad = grad + h["weight_decay"] * theta
         if h["momentum"]:
@@ -103,8 +114,7 @@ class Adagrad(Optimizer):
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps)
 
-    def update(self, theta, grad, state):
-        h = self.hyper
+    def update(self, theta, grad, state, h):
         if "sum" not in state:
             state["step"], state["sum"] = 0, np.full_like(theta, h["initial_accumulator_value"])
         state["step"] += 1
@@ -128,8 +138,7 @@ class Adadelta(Optimizer):
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
         super().__init__(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
-    def update(self, theta, grad, state):
-        h = self.hyper
+    def update(self, theta, grad, state, h):
         if "square_avg" not in state:
             state["step"], state["square_avg"], state["acc_delta"] = 0, np.zeros_like(theta), np.zeros_like(theta)
         state["step"] += 1
@@ -154,8 +163,7 @@ class RMSprop(Optimizer):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                          centered=centered)
 
-    def update(self, theta, grad, state):
-        h = self.hyper
+    def update(self, theta, grad, state, h):
         if "square_avg" not in state:
             state["step"], state["square_avg"] = 0, np.zeros_like(theta)
             if h["momentum"]:
@@ -200,8 +208,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
-    def update(self, theta, grad, state):
-        h = self.hyper
+    def update(self, theta, grad, state, h):
         if "exp_avg" not in state:
             state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, np.zeros_like(theta), np.zeros_like(theta)
         state["step"] += 1

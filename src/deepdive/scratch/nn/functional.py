@@ -36,11 +36,20 @@ def softmax(x, dim=-1):
     return log_softmax(x, dim).exp()
 
 
-def cross_entropy(logits, targets, reduction: str = "mean"):
-    """Mean (or summed) −log softmax(logits)[target]: softmax and log fused for stability."""
+def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Mean (or summed) −log softmax(logits)[target]: softmax and log fused for stability.
+
+    With label smoothing ε the target is (1 − ε)·one-hot + ε/K on each of the K classes,
+    as in torch: L = (1 − ε)·(−log p_y) + ε·mean_k(−log p_k).
+    """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
-    return ops.CrossEntropy.apply(_t(logits), _targets(targets), reduction=reduction)
+    hard = ops.CrossEntropy.apply(_t(logits), _targets(targets), reduction=reduction)
+    if not label_smoothing:
+        return hard
+    uniform = -log_softmax(logits, dim=1).mean(axis=1)  # mean over classes of −log p_k, one per example
+    uniform = uniform.mean() if reduction == "mean" else uniform.sum() if reduction == "sum" else uniform
+    return hard * (1 - label_smoothing) + uniform * label_smoothing
 
 
 def nll_loss(log_probs, targets, reduction: str = "mean"):

@@ -1,0 +1,42 @@
+"""Named points in the loop where a test (or a tool) can act: no test depends on timing.
+
+The loop calls ``hooks(point, n)`` at:
+
+- ``"step", n``: global step n has finished (before the stop flag is checked);
+- ``"written", n``: epoch n's weights and metrics are written, state.pt not yet;
+- ``"checkpoint", n``: epoch n's state.pt is written.
+
+``pause_hook_from_env`` builds the hook the tests drive from outside: with
+``DEEPDIVE_PAUSE_AT=POINT:N`` and ``DEEPDIVE_PAUSE_FILE=PATH`` the process writes PATH
+when it reaches that point and waits there until a signal arrives, so a test can
+SIGKILL it, or SIGINT it, at exactly that point.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+POINTS = ("step", "written", "checkpoint")
+Hook = Callable[[str, int], None]
+
+
+def no_hook(point: str, n: int) -> None:
+    return None
+
+
+def pause_hook_from_env(stop) -> Hook:
+    spec, marker = os.environ.get("DEEPDIVE_PAUSE_AT"), os.environ.get("DEEPDIVE_PAUSE_FILE")
+    if not spec or not marker:
+        return no_hook
+    where, _, number = spec.partition(":")
+    if where not in POINTS or not number.isdigit():
+        raise ValueError(f"DEEPDIVE_PAUSE_AT={spec!r}: give POINT:N with POINT one of {', '.join(POINTS)}")
+
+    def pause(point: str, n: int) -> None:
+        if point == where and n == int(number):
+            with open(marker, "w") as f:
+                f.write(f"{point}:{n}\n")
+            while stop.signum is None:  # a SIGKILL ends the process here; SIGINT/SIGTERM set the flag
+                time.sleep(0.01)
+    return pause

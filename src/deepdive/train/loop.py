@@ -1,0 +1,325 @@
+"""The training loop, explicit and engine-agnostic, with checkpoints and exact resume.
+
+    for each epoch:
+        for each shuffled mini-batch (x, y):
+            optimizer.zero_grad()
+            loss = cross_entropy(model(x), y)
+            loss.backward()          # backpropagation: the chain rule on the graph
+            optimizer.step()         # θ ← update(θ, ∇L)
+        evaluate on the test split (eval mode, no_grad); checkpoint
+
+A step runs in labelled phases - data, forward, backward, clip, step, EMA,
+bookkeeping - each a method below. The loop only touches the engine protocol
+(``engines.Engine``), so the same code trains on PyTorch and on
+``deepdive.scratch``. Its whole state - ``TrainState``, the stopwatch, weights,
+optimizer, every RNG - goes into ``state.pt`` at each checkpoint, so a resumed
+run takes exactly the steps the uninterrupted run would have taken.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+from deepdive.config import TrainConfig
+from deepdive.errors import Interrupted, RunFailed
+from deepdive.train.hooks import Hook, pause_hook_from_env
+from deepdive.train.state import Stopwatch, TrainState
+
+log = logging.getLogger("deepdive")
+
+
+class Trainer:
+    """Runs epochs of ``cfg`` on ``model``, recording into ``run``; resumable from ``state.pt``."""
+
+    def __init__(self, cfg: TrainConfig, run, bundle, engine, model, optimizer, stop, clock=None,
+                 hooks: Hook | None = None):
+        import torch
+
+        from deepdive.data.pipeline import num_batches
+
+        self.cfg, self.run, self.bundle, self.engine = cfg, run, bundle, engine
+        self.model, self.optimizer, self.stop = model, optimizer, stop
+        self.hooks = hooks or pause_hook_from_env(stop)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order
+        self.watch = Stopwatch(clock)
+        self.steps_per_epoch = num_batches(len(bundle.train), cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        target = {"target_accuracy": cfg.target_accuracy, "target_reached": False, "seconds_to_target": None,
+                  "steps_to_target": None} if cfg.target_accuracy else None
+        metric = "val_accuracy" if bundle.val is not None else "test_accuracy"
+        self.state = TrainState(best={"metric": metric, "value": None, "epoch": None}, target=target)
+        self.augmenter = self.ema = None
+        if cfg.augment != "none":
+            from deepdive.data.augment import BatchAugmenter
+            self.augmenter = BatchAugmenter(cfg.augment, cfg.crop_pad, len(bundle.train), cfg.seed)
+        if cfg.ema:
+            from deepdive.ema import EMA
+            self.ema = EMA(model, cfg.ema)
+
+    # -- checkpoints ------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        from deepdive.state import capture_rng, numpy_tree_to_torch
+
+        self.state.clocks = self.watch.state()
+        return {"loop": self.state.to_dict(), "model": numpy_tree_to_torch(self.engine.weights(self.model)),
+                "optimizer": self.engine.optimizer_state(self.optimizer), "rng": capture_rng(self.generator),
+                "ema": self.ema.state() if self.ema else None,
+                "augment": self.augmenter.state() if self.augmenter else None}
+
+    def restore(self, saved: dict) -> None:
+        from deepdive.state import restore_rng, torch_tree_to_numpy
+
+        self.engine.load_weights(self.model, torch_tree_to_numpy(saved["model"]))
+        self.engine.load_optimizer_state(self.optimizer, saved["optimizer"])
+        loop = saved.get("loop")
+        self.state = TrainState.from_dict(loop) if loop is not None else TrainState.from_legacy(saved)
+        self.watch = Stopwatch(self.watch.clock, self.state.clocks)
+        restore_rng(saved["rng"], self.generator)
+        if self.ema and saved.get("ema"):
+            self.ema.load_state(saved["ema"])
+        if self.augmenter and saved.get("augment"):
+            self.augmenter.load_state(saved["augment"])
+        self.set_lr()  # the config and the schedule position decide (--force may have changed --lr)
+
+    def save_checkpoint(self) -> None:
+        from deepdive.runs import STATE
+        from deepdive.state import save_state
+
+        save_state(self.run.file(STATE), self.checkpoint())
+
+    # -- the run ------------------------------------------------------------------
+    def fit(self, summary: dict) -> dict:
+        from deepdive.runs import SUMMARY
+
+        summary["status"] = "running"
+        self.run.write_json(SUMMARY, summary)
+        while not self.state.finished_early and (self.cfg.time_budget or self.state.epoch < self.cfg.epochs):
+            self.train_epoch()
+            self.end_epoch(summary)
+        summary["status"] = "completed"
+        if self.cfg.time_budget:
+            summary.update(time_budget_seconds=self.cfg.time_budget,
+                           epochs_done=self.state.global_step / self.steps_per_epoch, deterministic=False,
+                           note="time-budgeted: the schedule follows the clock, so runs are not bit-reproducible")
+        self.run.write_json(SUMMARY, summary)
+        return summary
+
+    # -- schedule ---------------------------------------------------------------------
+    def progress(self) -> float:
+        if self.cfg.time_budget:
+            return self.watch.elapsed("train") / self.cfg.time_budget
+        return self.state.global_step / max(self.total_steps, 1)
+
+    def lr_now(self) -> float:
+        from deepdive.schedule import lr_factor
+
+        cfg = self.cfg
+        return cfg.lr * lr_factor(cfg.schedule, self.progress(), cfg.warmup_fraction(), epochs=cfg.epochs,
+                                  decay_epochs=cfg.decay_epochs, decay_rate=cfg.decay_rate)
+
+    def set_lr(self) -> float:
+        lr = self.lr_now()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # -- one epoch ----------------------------------------------------------------------
+    def train_epoch(self) -> None:
+        import torch
+        from tqdm import tqdm
+
+        from deepdive.data.pipeline import iterate_batches
+
+        state = self.state
+        if state.order is None:
+            state.begin_epoch(torch.randperm(len(self.bundle.train), generator=self.generator))
+            state.epoch_train_start = self.watch.elapsed("train")
+        self.eval_every = self._eval_interval()
+        self.model.train()
+        bar = tqdm(total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}",
+                   unit="batch", disable=None, leave=False, file=sys.stderr)
+        try:
+            with self.watch.phase("train"):
+                for batch in iterate_batches(self.bundle.train, self.cfg.batch_size, order=state.order,
+                                             start_batch=state.step_in_epoch, with_index=True):
+                    self.train_step(batch)
+                    bar.update(1)
+                    if state.step_in_epoch % 20 == 0:
+                        bar.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}", refresh=False)
+                    if self.after_step():
+                        break
+        finally:
+            bar.close()
+
+    def _eval_interval(self) -> int:
+        """Steps between test evaluations while chasing --target-accuracy (0: none)."""
+        target = self.state.target
+        if not target or target["target_reached"]:
+            return 0
+        return max(1, self.steps_per_epoch // self.cfg.evals_per_epoch)
+
+    def train_step(self, batch) -> None:
+        x, y = self.phase_data(batch)
+        loss = self.phase_forward(x, y)
+        value = self.phase_backward(loss)
+        self.phase_clip()
+        self.phase_step()
+        self.phase_ema()
+        self.phase_bookkeeping(value, len(y))
+
+    # -- the phases of a step --------------------------------------------------------
+    def phase_data(self, batch):
+        """Batch to engine arrays (normalized), augmented; the schedule sets this step's lr."""
+        images, labels, index = batch
+        x, y = self.engine.inputs(images), self.engine.targets(labels)
+        if self.augmenter:
+            x = self.augmenter(x, index, self.state.epoch)
+        self.set_lr()
+        return x, y
+
+    def phase_forward(self, x, y):
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.engine.autocast():
+            logits = self.model(x)
+        return self.engine.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+
+    def phase_backward(self, loss) -> float:
+        loss.backward()
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise RunFailed(f"the loss became {value} at epoch {self.state.epoch + 1}, step "
+                            f"{self.state.step_in_epoch + 1}: the run diverged (learning rate too high? data badly "
+                            "normalized? try a lower --lr or --grad-clip); the last good checkpoint is kept")
+        return value
+
+    def phase_clip(self) -> None:
+        if self.cfg.grad_clip:
+            self.engine.clip_grad_norm(self.model, self.cfg.grad_clip)
+
+    def phase_step(self) -> None:
+        """Decoupled weight decay θ ← θ(1 − ηλ) (groups that carry it), then the optimizer's update."""
+        from deepdive.optim import apply_decoupled_decay
+
+        apply_decoupled_decay(self.optimizer, self.engine.scale_)
+        self.optimizer.step()
+
+    def phase_ema(self) -> None:
+        if self.ema:
+            self.ema.update(self.model)
+
+    def phase_bookkeeping(self, loss: float, images: int) -> None:
+        self.state.record_step(loss, images)
+        self.hooks("step", self.state.global_step)
+
+    # -- between steps ------------------------------------------------------------------
+    def after_step(self) -> bool:
+        """Stop flag, time budget, target checks; True ends the epoch early."""
+        state, cfg = self.state, self.cfg
+        if self.stop.signum is not None:
+            self.save_checkpoint()  # mid-epoch: order, step and RNG go in, so resume replays exactly
+            raise Interrupted(self.stop.signum)
+        if cfg.time_budget and self.progress() >= 1.0:
+            state.finished_early = True
+            return True
+        last = state.step_in_epoch == self.steps_per_epoch
+        if self.eval_every and not state.target["target_reached"] and (
+                state.step_in_epoch % self.eval_every == 0 or last):
+            if self.check_target() and cfg.stop_at_target:
+                state.finished_early = True
+                return True
+        return False
+
+    def eval_model(self):
+        """The weights the recipe reports: the EMA's when there is one."""
+        return self.ema.model if self.ema else self.model
+
+    def evaluate(self, split, **kwargs):
+        from deepdive.evaluate import evaluate_split
+
+        with self.watch.phase("eval"):  # evaluation time is not training time
+            return evaluate_split(self.engine, self.eval_model(), split, tta=self.cfg.tta, **kwargs)
+
+    def check_target(self) -> bool:
+        """Evaluate on the test set (training clock stopped); True when the target accuracy is reached."""
+        state, target = self.state, self.state.target
+        _, accuracy = self.evaluate(self.bundle.test)
+        log.info("step %d (epoch %.2f): test acc %.2f%% (target %.2f%%)", state.global_step,
+                 state.global_step / self.steps_per_epoch, 100 * accuracy, 100 * self.cfg.target_accuracy)
+        if accuracy >= self.cfg.target_accuracy and not target["target_reached"]:
+            target.update(target_reached=True, seconds_to_target=self.watch.elapsed("train"),
+                          steps_to_target=state.global_step, accuracy_at_target=accuracy)
+            return True
+        return False
+
+    # -- end of an epoch ------------------------------------------------------------------
+    def end_epoch(self, summary: dict) -> None:
+        from deepdive.runs import SUMMARY
+
+        record = self.epoch_record()
+        self.state.order, self.state.step_in_epoch = None, 0
+        self.save_weights(record)
+        self.run.append_metrics(record)
+        self.hooks("written", self.state.epoch)
+        cfg, epoch = self.cfg, self.state.epoch
+        if epoch % cfg.save_every == 0 or epoch == cfg.epochs or self.state.finished_early:
+            self.save_checkpoint()  # the commit point: a crash before it replays this epoch
+            self.hooks("checkpoint", epoch)
+        summary.update(self.summary_figures(record))
+        self.run.write_json(SUMMARY, summary)
+        log.info("epoch %d/%s  train loss %.4f  test loss %.4f  test acc %.2f%%%s  %.1fs  %.0f img/s",
+                 epoch, "?" if cfg.time_budget else cfg.epochs, record["train_loss"],
+                 record["test_loss"] or math.nan, 100 * (record["test_accuracy"] or math.nan),
+                 f"  val acc {100 * record['val_accuracy']:.2f}%" if "val_accuracy" in record else "",
+                 record["seconds"], record["images_per_second"] or 0)
+
+    def epoch_record(self) -> dict:
+        """The epoch's line of metrics.jsonl (evaluations included)."""
+        cfg, state = self.cfg, self.state
+        state.epoch += 1
+        seconds = self.watch.elapsed("train") - state.epoch_train_start
+        last = state.finished_early or (not cfg.time_budget and state.epoch >= cfg.epochs)
+        test_loss = test_accuracy = None
+        if cfg.eval_each_epoch or last:
+            test_loss, test_accuracy = self.evaluate(self.bundle.test)
+        record = {"epoch": state.epoch, "train_loss": state.loss_sum / max(state.seen, 1), "test_loss": test_loss,
+                  "test_accuracy": test_accuracy, "seconds": seconds,
+                  "images_per_second": state.seen / seconds if seconds > 0 else None}
+        if state.finished_early and state.step_in_epoch < self.steps_per_epoch:
+            record["steps"] = state.step_in_epoch  # a partial epoch: the target or the time budget ended it
+        if self.bundle.val is not None:
+            record["val_loss"], record["val_accuracy"] = self.evaluate(self.bundle.val)
+        if cfg.eval_train_mode:
+            record["test_accuracy_train_mode"] = self.evaluate(self.bundle.test, train_mode=True)[1]
+        return record
+
+    def save_weights(self, record: dict) -> None:
+        """model.safetensors (the reported weights), best.safetensors, the last --keep epochs."""
+        from deepdive.checkpoint import save_weights
+        from deepdive.runs import BEST, WEIGHTS
+
+        weights, best, epoch = self.engine.weights(self.eval_model()), self.state.best, self.state.epoch
+        save_weights(self.run.file(WEIGHTS), weights)
+        score = record.get(best["metric"])
+        if score is not None and (best["value"] is None or score > best["value"]):
+            best.update(value=score, epoch=epoch)
+            save_weights(self.run.file(BEST), weights)
+        if self.cfg.keep:
+            folder = self.run.file("checkpoints")
+            folder.mkdir(exist_ok=True)
+            save_weights(folder / f"epoch-{epoch:03d}.safetensors", weights)
+            for old in sorted(folder.glob("epoch-*.safetensors"))[:-self.cfg.keep]:
+                old.unlink()
+
+    def summary_figures(self, record: dict) -> dict:
+        state, train_seconds = self.state, self.watch.elapsed("train")
+        figures = {"epochs": state.epoch, "train_loss": record["train_loss"], "test_loss": record["test_loss"],
+                   "test_accuracy": record["test_accuracy"], "train_seconds": train_seconds,
+                   "images_per_second": state.images_seen / train_seconds if train_seconds > 0 else None,
+                   "best_metric": state.best["metric"], "best_value": state.best["value"],
+                   "best_epoch": state.best["epoch"], "eval_seconds": self.watch.elapsed("eval"),
+                   "weights": "ema" if self.ema else "final", "tta": self.cfg.tta}
+        figures.update(state.target or {})
+        figures.update({k: record[k] for k in ("val_loss", "val_accuracy", "test_accuracy_train_mode")
+                        if k in record})
+        return figures

@@ -1,0 +1,161 @@
+"""``deepdive train`` from a resolved config: data, engine, model, optimizer, run folder, then the loop."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from deepdive import __version__
+from deepdive.config import TrainConfig
+from deepdive.errors import Interrupted, RunFailed
+
+log = logging.getLogger("deepdive")
+
+
+def seed_everything(seed: int) -> None:
+    """One seed drives Python, NumPy and torch generators."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Components:
+    engine: Any
+    model: Any
+    optimizer: Any
+    model_options: dict  # every constructor argument beyond shape and classes (model.json records them)
+    channels_last: bool
+
+
+def build_components(cfg: TrainConfig, bundle) -> Components:
+    """Engine, model and optimizer for ``cfg``, seeded: the same seed builds the same model."""
+    from deepdive.data.pipeline import Normalizer
+    from deepdive.engines import make_engine
+    from deepdive.models import build_model, init_from_data, model_options, spec
+    from deepdive.optim import build_optimizer, parameter_groups
+
+    normalizer = Normalizer(bundle.mean, bundle.std, bundle.input_shape[0])
+    channels_last = spec(cfg.model).channels_last if cfg.channels_last is None else cfg.channels_last
+    engine = make_engine(cfg.engine, cfg.device, normalizer, channels_last=channels_last, amp=cfg.amp)
+    seed_everything(cfg.seed)
+    options = model_options(cfg.model, cfg.to_dict())
+    model = build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes, **options)
+    init_from_data(cfg.model, model, normalizer(bundle.train.head(5000)), options)
+    model = engine.build(model)
+    groups = parameter_groups(model, cfg.weight_decay, cfg.optimizer, cfg.decay_norm_and_bias, cfg.decoupled_wd)
+    optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum, optim=engine.optim)
+    if cfg.compile:
+        import torch
+        model = torch.compile(model)
+    return Components(engine, model, optimizer, options, channels_last)
+
+
+def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict | None = None,
+                 run=None, forced: list[str] | None = None, clock=None, hooks=None) -> dict:
+    """Everything ``deepdive train`` does: data, engine, model, optimizer, run folder, the loop.
+
+    With ``run`` (an existing folder) and ``resume_state`` the run continues
+    where its ``state.pt`` left it. ``clock`` and ``hooks`` are for tests (see
+    ``Stopwatch`` and ``train.hooks``).
+    """
+    from deepdive.data import prepare_data
+    from deepdive.runs import CONFIG, RunDir
+    from deepdive.signals import StopFlag, catch_stop_signals
+    from deepdive.train.loop import Trainer
+    from deepdive.train.threads import set_threads, warn_if_oversubscribed
+
+    threads = set_threads(cfg.threads, cfg.model)
+    if run is None:
+        RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
+    bundle = prepare_data(cfg)
+    parts = build_components(cfg, bundle)
+    _move_data_to(parts.engine, bundle)
+    if run is None:
+        run = _create_run(cfg, bundle, parts, overwrite)
+    elif forced:
+        run.write_json(CONFIG, cfg.to_dict())  # the changed run was built: now its config is in force
+    warn_if_oversubscribed(threads)
+    stop = StopFlag()
+    with catch_stop_signals(stop):
+        trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)
+        summary = _start_summary(cfg, run, bundle, trainer, resume_state, forced, threads)
+        try:
+            return trainer.fit(summary)
+        except RunFailed:
+            _set_status(run, "failed")
+            raise
+        except (Interrupted, KeyboardInterrupt):
+            _set_status(run, "interrupted")
+            log.warning("interrupted at epoch %d, step %d; resume with: deepdive train --resume %s",
+                        trainer.state.epoch + 1, trainer.state.step_in_epoch, run.path)
+            raise
+        except OSError as exc:  # disk full, folder removed, ...: the run failed, the input was fine
+            _set_status(run, "failed")
+            raise RunFailed(f"writing to the run folder {run.path} failed ({exc.strerror or exc}): "
+                            "free disk space or choose another --out; the previous checkpoint is intact") from None
+
+
+def _move_data_to(engine, bundle) -> None:
+    """On a GPU the whole dataset lives in GPU memory: no per-batch copies."""
+    device = getattr(engine, "device", None)
+    if getattr(device, "type", device) == "cuda":
+        bundle.train, bundle.test = bundle.train.to(device), bundle.test.to(device)
+        if bundle.val is not None:
+            bundle.val = bundle.val.to(device)
+
+
+def _create_run(cfg: TrainConfig, bundle, parts: Components, overwrite: bool):
+    from deepdive.runs import CONFIG, MODEL_INFO, RunDir
+
+    run = RunDir.create(cfg.out, overwrite=overwrite)
+    run.write_json(CONFIG, cfg.to_dict())
+    run.write_json(MODEL_INFO, {
+        "model": cfg.model, "engine": cfg.engine, "classes": bundle.classes,
+        "input_shape": list(bundle.input_shape), "mean": list(bundle.mean), "std": list(bundle.std),
+        "options": parts.model_options, "channels_last": parts.channels_last,
+        "article_exact": cfg.article_exact})
+    return run
+
+
+def _start_summary(cfg, run, bundle, trainer, resume_state, forced, threads) -> dict:
+    import torch
+
+    from deepdive.runs import SUMMARY
+
+    if resume_state is not None:
+        trainer.restore(resume_state)
+        run.truncate_metrics(trainer.state.epoch)
+        summary = run.read_json(SUMMARY)
+        log.info("resuming %s at epoch %d, step %d", run.path, trainer.state.epoch + 1, trainer.state.step_in_epoch)
+    else:
+        run.truncate_metrics(0)
+        summary = {"status": "running", "run": str(run.path), "model": cfg.model, "dataset": cfg.dataset,
+                   "engine": cfg.engine, "epochs": 0, "test_accuracy": None, "test_loss": None,
+                   "train_seconds": 0.0, "images_per_second": None}
+    summary.update(train_examples=len(bundle.train), test_examples=len(bundle.test),
+                   val_examples=len(bundle.val) if bundle.val is not None else 0,
+                   device=str(getattr(trainer.engine, "device", "cpu")), threads=threads,
+                   torch_version=torch.__version__, deepdive_version=__version__)
+    if forced:
+        summary["resume_forced"] = summary.get("resume_forced", []) + forced
+    if resume_state is None:
+        log.info("training %s on %s (%d train / %d test images, %s) -> %s", cfg.model, cfg.dataset,
+                 len(bundle.train), len(bundle.test), summary["device"], run.path)
+    return summary
+
+
+def _set_status(run, status: str) -> None:
+    from deepdive.runs import SUMMARY
+
+    try:
+        summary = run.read_json(SUMMARY)
+        summary["status"] = status
+        run.write_json(SUMMARY, summary)
+    except Exception as exc:  # the folder may be what failed; the original error matters more
+        log.warning("warning: could not record status %r in %s (%s)", status, run.path, exc)
