@@ -41,7 +41,7 @@ def parameter_groups(model, weight_decay: float | None, optimizer: str = "sgd", 
     smoother function). A bias or a normalization scale has no such role - decaying
     BatchNorm's scale only fights its normalization - so one-dimensional parameters
     go in a group without decay unless ``decay_norm_and_bias``. With ``decoupled``
-    the decay is θ ← θ(1 − ηλ) applied by the loop (``decoupled_weight_decay`` in the
+    the decay is θ ← θ(1 − ηλ) applied by the loop (``decoupled_wd`` in the
     group) instead of λθ added to the gradient by the optimizer.
     """
     wd = DEFAULT_WEIGHT_DECAY.get(optimizer, 0.0) if weight_decay is None else weight_decay
@@ -49,7 +49,7 @@ def parameter_groups(model, weight_decay: float | None, optimizer: str = "sgd", 
     for p in model.parameters():
         if getattr(p, "requires_grad", True):
             (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
-    key, other = ("decoupled_weight_decay", "weight_decay") if decoupled else ("weight_decay", None)
+    key, other = ("decoupled_wd", "weight_decay") if decoupled else ("weight_decay", None)
     groups = [{"params": decay, key: wd}, {"params": no_decay, key: 0.0}]
     for group in groups:
         if other:
@@ -63,7 +63,7 @@ def apply_decoupled_decay(optimizer, scale) -> None:
     ``scale(params, factor)`` multiplies parameters in place (the engine's ``scale_``).
     """
     for group in optimizer.param_groups:
-        wd = group.get("decoupled_weight_decay")
+        wd = group.get("decoupled_wd")
         if wd:
             scale(group["params"], 1 - group["lr"] * wd)
 
