@@ -68,6 +68,10 @@ def test_augmentation_is_seeded_and_resumable():
 
 
 def test_schedules():
+    assert lr_factor("cosine", 0.5, 0.0) == pytest.approx(0.5)
+    assert lr_factor("cosine", 0.1, 0.2) == pytest.approx(0.5)  # warm-up first
+    assert lr_factor("step", 0.5, 0.0, epochs=10, decay_epochs=2, decay_rate=0.5) == pytest.approx(0.5 ** 2)
+    assert lr_factor("constant", 0.05, 0.1) == pytest.approx(0.5)
     assert lr_factor("warmup-linear", 0.05, 0.1) == pytest.approx(0.5)
     assert lr_factor("warmup-linear", 0.1, 0.1) == pytest.approx(1.0)
     assert lr_factor("warmup-linear", 0.55, 0.1) == pytest.approx(0.5)
@@ -127,14 +131,11 @@ def test_fast_recipe_resumes_exactly_after_an_interrupt(tmp_path):
     """EMA weights, schedule position and the augmentation RNG all survive a mid-run stop."""
     import signal
 
-    from test_resume import finish, spawn, wait_for, weights
+    from test_resume import finish, stop_at, weights
     args = ["train", "--recipe", "fast", *CIFAR_LIKE, "--widths", "8,8,8", "--epochs", "6", "-b", "128"]
     finish(*args, "--out", tmp_path / "reference")
     run = tmp_path / "stopped"
-    proc = spawn(*args, "--out", run)
-    wait_for(run / "state.pt")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    proc, err = stop_at([*args, "--out", run], "step:40", tmp_path, signal.SIGINT)  # 16 steps an epoch: epoch 3
     assert proc.returncode == 130, err
     state = torch.load(run / "state.pt", weights_only=True)
     assert state["ema"] is not None and state["augment"] is not None and state["loop"]["epoch"] < 6
@@ -152,18 +153,55 @@ def test_target_accuracy_stops_early_and_records(cli, tmp_path):
     assert s["test_accuracy"] >= 0.6
 
 
-def test_time_budget_ends_on_time(cli, tmp_path):
-    result = cli("train", *SYNTH, "--schedule", "warmup-linear", "--time-budget", "1.5", "--out", tmp_path / "b",
-                 "--json")
+class StepClock:
+    """A fake clock that moves only when a step ends: each step takes exactly ``per_step`` seconds."""
+
+    def __init__(self, per_step):
+        self.now, self.per_step = 0.0, per_step
+
+    def __call__(self):
+        return self.now
+
+    def hook(self, point, n):
+        if point == "step":
+            self.now += self.per_step
+
+
+def test_time_budget_follows_an_injected_clock(tmp_path, monkeypatch):
+    """A 1.5 s budget at 0.25 s a step is exactly 6 steps; the schedule follows the clock."""
+    import deepdive.train.loop as loop
+    from deepdive.config import resolve_config
+    from deepdive.train import run_training
+    from test_wiring import flags_of
+    clock, lrs = StepClock(0.25), []
+    set_lr = loop.Trainer.set_lr
+    monkeypatch.setattr(loop.Trainer, "set_lr", lambda self: lrs.append(set_lr(self)) or lrs[-1])
+    cfg = resolve_config({**flags_of(*SYNTH, "--sched", "warmup-linear", "--warmup", "0.5", "--lr", "0.1",
+                                     "--time-budget", "1.5", "--opt", "sgd"), "out": str(tmp_path / "b")})
+    s = run_training(cfg, clock=clock, hooks=clock.hook)
+    steps_per_epoch = 2000 // 64 + 1
+    assert s["train_seconds"] == 1.5 and s["time_budget_seconds"] == 1.5 and not s["deterministic"]
+    assert s["epochs_done"] == pytest.approx(6 / steps_per_epoch) and s["epochs"] == 1
+    assert s["images_per_second"] == pytest.approx(6 * 64 / 1.5)  # the partial epoch's images, not the whole set's
+    # warm-up over the first 0.75 s (lr 0, 1/3, 2/3 of 0.1), then linear decay to 0 at 1.5 s
+    assert lrs == pytest.approx([0.0, 0.1 / 3, 0.2 / 3, 0.1, 0.1 * 2 / 3, 0.1 / 3])
+    record = json.loads((tmp_path / "b" / "metrics.jsonl").read_text())
+    assert record["steps"] == 6 and record["images_per_second"] == pytest.approx(256.0)
+
+
+def test_time_budget_on_the_real_clock(cli, tmp_path):
+    result = cli("train", *SYNTH, "--sched", "cosine", "--time-budget", "0.3", "--out", tmp_path / "b", "--json")
     assert result.code == 0, result.err
     s = result.json()
-    assert s["time_budget_seconds"] == 1.5 and s["epochs_done"] > 0 and not s["deterministic"]
-    assert 1.4 <= s["train_seconds"] <= 2.5
+    assert s["status"] == "completed" and s["train_seconds"] >= 0.3 and s["epochs_done"] > 0
 
 
 def test_scratch_engine_refuses_the_fast_recipe(cli, tmp_path):
-    assert_one_line_error(cli("train", "--recipe", "fast", "--engine", "scratch", *CIFAR_LIKE), "torch engine")
-    assert_one_line_error(cli("train", *SYNTH, "--engine", "scratch", "--augment", "flip"), "torch-engine only")
+    assert_one_line_error(cli("train", "--recipe", "fast", "--engine", "scratch", *CIFAR_LIKE), "torch engine",
+                          "--recipe fast")
+    for option in (["--augment", "flip"], ["--ema", "0.9"], ["--tta", "flip"], ["--amp"], ["--compile"],
+                   ["--channels-last"]):
+        assert_one_line_error(cli("train", *SYNTH, "--engine", "scratch", *option), "torch-engine only", option[0])
     assert_one_line_error(cli("train", *SYNTH, "--target-accuracy", "61.2"), "not a fraction")
 
 

@@ -1,5 +1,6 @@
 """Checkpoints, exact resume after SIGKILL or Ctrl-C, and what resume refuses."""
 import json
+import os
 import pickle
 import random
 import signal
@@ -12,8 +13,8 @@ import pytest
 from cifar_files import Payload
 from conftest import SYNTH, assert_one_line_error
 
-# ~0.2 s per epoch in a child process: long enough to kill mid-epoch, short enough for CI
-SLOW_SYNTH = {"shape": [1, 16, 16], "classes": 4, "train": 12000, "test": 200}
+# 40 steps per epoch: kills land at chosen steps (train.hooks), so no size is needed to "be slow enough"
+SLOW_SYNTH = {"shape": [1, 16, 16], "classes": 4, "train": 1280, "test": 200}
 
 
 def write_config(tmp_path, engine="torch", epochs=4):
@@ -24,16 +25,34 @@ def write_config(tmp_path, engine="torch", epochs=4):
     return path
 
 
-def spawn(*args):
+def spawn(*args, pause_at=None, marker=None):
+    """A child ``deepdive`` process; with ``pause_at`` ("step:N", "written:E", "checkpoint:E") it writes
+    ``marker`` when it reaches that point of the loop and waits there for a signal (train.hooks)."""
+    env = dict(os.environ)
+    if pause_at:
+        env.update(DEEPDIVE_PAUSE_AT=pause_at, DEEPDIVE_PAUSE_FILE=str(marker))
     return subprocess.Popen([sys.executable, "-m", "deepdive", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for(path, timeout=90):
+def wait_for(path, proc=None, timeout=240):
+    """Until ``path`` exists (the deadline only turns a hang into a failure; nothing is timed)."""
     deadline = time.time() + timeout
     while not path.exists():
         assert time.time() < deadline, f"{path} never appeared"
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended before {path} appeared: {proc.stderr.read()}")
         time.sleep(0.02)
+
+
+def stop_at(args, point, tmp_path, sig):
+    """Run ``deepdive ARGS`` until ``point``, then send ``sig``; returns the finished process and its stderr."""
+    marker = tmp_path / f"paused-{point.replace(':', '-')}"
+    proc = spawn(*args, pause_at=point, marker=marker)
+    wait_for(marker, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc, err
 
 
 def finish(*args):
@@ -52,24 +71,27 @@ def metrics_without_timing(run):
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+STEPS_PER_EPOCH = 1280 // 32
+
+
 @pytest.mark.parametrize("engine", ["torch", "scratch"])
-def test_sigkill_at_random_instants_then_resume_is_bit_identical(tmp_path, engine):
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, engine):
+    """SIGKILL at a step drawn at random, and at the write points between an epoch's files and its state.pt."""
     cfg = write_config(tmp_path, engine)
     reference = tmp_path / "reference"
     finish("train", "--config", cfg, "--out", reference)
     rng = random.Random(engine)
-    for attempt in range(2):
-        run = tmp_path / f"killed-{attempt}"
-        proc = spawn("train", "--config", cfg, "--out", run)
-        wait_for(run / "state.pt")  # at least one checkpoint exists
-        time.sleep(rng.uniform(0.0, 0.4))  # then anywhere in the following epochs
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    points = [f"step:{rng.randrange(STEPS_PER_EPOCH + 1, 4 * STEPS_PER_EPOCH)}", f"written:{rng.randrange(1, 4)}",
+              f"checkpoint:{rng.randrange(1, 4)}"]
+    for point in points:
+        run = tmp_path / f"killed-{point.replace(':', '-')}"
+        proc, _ = stop_at(["train", "--config", cfg, "--out", run], point, tmp_path, signal.SIGKILL)
+        assert proc.returncode == -signal.SIGKILL
         killed = json.loads((run / "summary.json").read_text())
         assert killed["status"] == "running" and killed["epochs"] < 4  # the kill landed mid-run
         finish("train", "--resume", run)
-        assert weights(run) == weights(reference)
-        assert metrics_without_timing(run) == metrics_without_timing(reference)
+        assert weights(run) == weights(reference), point
+        assert metrics_without_timing(run) == metrics_without_timing(reference), point
         assert json.loads((run / "summary.json").read_text())["status"] == "completed"
 
 
@@ -78,31 +100,26 @@ def test_kill_before_the_first_checkpoint_restarts_from_scratch(tmp_path):
     reference = tmp_path / "reference"
     finish("train", "--config", cfg, "--out", reference)
     run = tmp_path / "early"
-    proc = spawn("train", "--config", cfg, "--out", run)
-    wait_for(run / "summary.json")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if (run / "state.pt").exists():
-        (run / "state.pt").unlink()  # the kill came late: make this the no-checkpoint case regardless
+    stop_at(["train", "--config", cfg, "--out", run], "step:5", tmp_path, signal.SIGKILL)
+    assert not (run / "state.pt").exists()  # step 5 of epoch 1: no checkpoint yet
     done = finish("train", "--resume", run)
     assert "no checkpoint yet" in done.stderr
     assert weights(run) == weights(reference)
 
 
-def test_sigint_mid_epoch_checkpoints_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, sig, code):
     cfg = write_config(tmp_path, epochs=3)
     reference = tmp_path / "reference"
     finish("train", "--config", cfg, "--out", reference)
     run = tmp_path / "stopped"
-    proc = spawn("train", "--config", cfg, "--out", run)
-    wait_for(run / "state.pt")
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    proc, err = stop_at(["train", "--config", cfg, "--out", run], f"step:{STEPS_PER_EPOCH + 7}", tmp_path, sig)
+    assert proc.returncode == code, err
     assert "deepdive train --resume" in err and "Traceback" not in err
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "interrupted"
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    import torch
+    loop = torch.load(run / "state.pt", weights_only=True)["loop"]
+    assert (loop["epoch"], loop["step_in_epoch"], loop["global_step"]) == (1, 7, STEPS_PER_EPOCH + 7)
     finish("train", "--resume", run)
     assert weights(run) == weights(reference)
 
@@ -156,7 +173,8 @@ def test_malicious_state_pt_is_refused_and_never_runs(cli, tmp_path):
 
 def test_keep_best_and_validation_split(cli, tmp_path):
     run = tmp_path / "run"
-    result = cli("train", *SYNTH, "--epochs", "4", "--keep", "2", "--val-split", "0.1", "--out", run, "--json")
+    result = cli("train", *SYNTH, "--epochs", "4", "--keep", "2", "--val-split", "0.1", "--out", run, "--json",
+                 "--opt", "sgd", "--lr", "0.05")
     assert result.code == 0, result.err
     summary = result.json()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-003.safetensors",
@@ -165,10 +183,19 @@ def test_keep_best_and_validation_split(cli, tmp_path):
     assert summary["train_examples"] == 1800
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all("val_accuracy" in r for r in records)
-    best_epoch = max(records, key=lambda r: r["val_accuracy"])["epoch"]
+    best_epoch = max(records, key=lambda r: r["val_accuracy"])["epoch"]  # the first of equals
     assert summary["best_epoch"] == best_epoch
-    assert (run / "best.safetensors").read_bytes() == \
-        (run / "checkpoints" / "epoch-004.safetensors").read_bytes() if best_epoch == 4 else True
+    # --checkpoint-hist (the ecosystem's name for --keep) keeping every epoch: best is the best epoch's file
+    every = tmp_path / "every"
+    assert cli("train", *SYNTH, "--epochs", "4", "--checkpoint-hist", "4", "--val-split", "0.1", "--out", every,
+               "--opt", "sgd", "--lr", "0.05").code == 0
+    assert (every / "metrics.jsonl").read_text().count("\n") == 4
+    best = json.loads((every / "summary.json").read_text())["best_epoch"]
+    assert (every / "best.safetensors").read_bytes() == \
+        (every / "checkpoints" / f"epoch-{best:03d}.safetensors").read_bytes()
+    others = [e for e in range(1, 5) if e != best]
+    assert any((every / "best.safetensors").read_bytes() != (every / "checkpoints" / f"epoch-{e:03d}.safetensors")
+               .read_bytes() for e in others)
 
 
 def test_best_follows_test_accuracy_without_validation(cli, tmp_path):

@@ -115,16 +115,10 @@ def test_existing_out_refused_unless_overwrite(cli, tmp_path):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_marks_run_and_exits(tmp_path, sig, code):
-    import subprocess
-    import sys
+    from test_resume import stop_at
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "deepdive", "train", *SYNTH, "--model", "simplenet",
-                             "--epochs", "100000", "--out", str(run)], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    proc, err = stop_at(["train", *SYNTH, "--model", "simplenet", "--epochs", "100000", "--out", run],
+                        "step:40", tmp_path, sig)
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
