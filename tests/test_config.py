@@ -185,3 +185,25 @@ def test_weight_decay_spares_biases_and_norms_unless_asked():
     assert len(everything) == 1 and everything[0]["weight_decay"] == 0.1
     decoupled = parameter_groups(model, 0.1, decoupled=True)
     assert all(g["weight_decay"] == 0.0 for g in decoupled) and decoupled[0]["decoupled_wd"] == 0.1
+
+
+# -- CPU threads ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("load, model, expected", [
+    (0.1, "fastnet", 2), (0.9, "fastnet", 1), (3.0, "article-cnn", 1), (0.0, "simplenet", 1), (0.0, None, 2)])
+def test_thread_rule(monkeypatch, load, model, expected):
+    import deepdive.train.threads as threads
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+    assert threads.default_threads(model) == expected
+
+
+def test_busy_machine_warning_once_after_validation(cli, tmp_path, monkeypatch, caplog):
+    import deepdive.train.threads as threads
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.2, 2.0, 2.0))
+    with caplog.at_level("WARNING", logger="deepdive"):
+        assert cli("train", *SYNTH, "--lr", "-1", "--out", tmp_path / "bad").code == 2
+        assert "machine is busy" not in caplog.text  # a refused command says only what is wrong
+        assert cli("train", *SYNTH, "--epochs", "2", "--out", tmp_path / "ok").code == 0
+    assert caplog.text.count("machine is busy") == 1
+    assert json.loads((tmp_path / "ok" / "summary.json").read_text())["threads"] == 1

@@ -24,13 +24,14 @@ class ModelSpec:
     config_options: tuple[str, ...] = ()  # TrainConfig fields passed to build() when set
     init_from_data: str | None = None  # "function" in the module, called with (model, normalized images)
     defaults: dict = field(default_factory=dict)  # constructor defaults recorded in model.json
+    small: bool = False  # steps take microseconds: a second CPU thread only adds synchronisation (bench/threads.py)
 
 
 MODELS_SPECS: dict[str, ModelSpec] = {
     "perceptron": ModelSpec("the article's perceptron f(x, w) = w^T x: one linear layer (a linear classifier)",
-                            "perceptron"),
+                            "perceptron", small=True),
     "simplenet": ModelSpec("the article's MLP SimpleNet: flatten -> 128 -> 64 -> classes, ReLU", "mlp",
-                           article_exact=True),
+                           article_exact=True, small=True),
     "article-cnn": ModelSpec("the article's CNN Net: 4 convs 3x3 (64,128,128,64), global avg pool, 64->32->classes, "
                              "dropout 0.5", "article_cnn", min_size=9),  # four unpadded 3x3 convs
     "fastnet": ModelSpec("fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init "
