@@ -188,19 +188,32 @@ def test_weight_decay_spares_biases_and_norms_unless_asked():
 
 
 # -- CPU threads ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("load, model, expected", [
-    (0.1, "fastnet", 2), (0.9, "fastnet", 1), (3.0, "article-cnn", 1), (0.0, "simplenet", 1), (0.0, None, 2)])
-def test_thread_rule(monkeypatch, load, model, expected):
+@pytest.mark.parametrize("busy, model, expected", [
+    (0, "fastnet", 2), (1, "fastnet", 1), (3, "article-cnn", 1), (0, "simplenet", 1), (0, None, 2)])
+def test_thread_rule(monkeypatch, busy, model, expected):
     import deepdive.train.threads as threads
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(threads, "busy_cores", lambda: busy)
     assert threads.default_threads(model) == expected
+
+
+def test_busy_cores_from_two_readings_of_proc_stat(tmp_path, monkeypatch):
+    import deepdive.train.threads as threads
+    stat = tmp_path / "stat"
+    readings = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  175 0 125 850 50 0 0 0 0 0\n"])
+    monkeypatch.setattr(threads, "cpu_times", lambda path: threads.parse_cpu_line(next(readings)))
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    assert threads.busy_cores(window=0, stat=str(stat)) == 1  # 100 busy ticks of 200: half of 2 cores
+    stat.write_text("cpu  10 0 10 80 0 0 0 0 0 0\n")
+    monkeypatch.undo()
+    assert threads.cpu_times(str(stat)) == (20.0, 100.0)
+    assert threads.cpu_times(str(tmp_path / "missing")) is None
 
 
 def test_busy_machine_warning_once_after_validation(cli, tmp_path, monkeypatch, caplog):
     import deepdive.train.threads as threads
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.2, 2.0, 2.0))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 2)
     with caplog.at_level("WARNING", logger="deepdive"):
         assert cli("train", *SYNTH, "--lr", "-1", "--out", tmp_path / "bad").code == 2
         assert "machine is busy" not in caplog.text  # a refused command says only what is wrong
