@@ -150,7 +150,12 @@ def test_target_accuracy_stops_early_and_records(cli, tmp_path):
     s = result.json()
     assert s["target_reached"] and s["target_accuracy"] == 0.6 and s["epochs"] < 20
     assert 0 < s["seconds_to_target"] <= s["train_seconds"] + 1e-6 and s["eval_seconds"] > 0
-    assert s["test_accuracy"] >= 0.6
+    assert s["test_accuracy"] >= 0.6 and s["accuracy_at_target"] == s["test_accuracy"]
+    steps_per_epoch = 2000 // 64 + 1
+    records = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    last = records[-1].get("steps", steps_per_epoch)
+    assert s["steps_to_target"] == (len(records) - 1) * steps_per_epoch + last
+    assert last % (steps_per_epoch // 4) == 0 or last == steps_per_epoch  # checked 4 times an epoch
 
 
 class StepClock:
@@ -206,7 +211,9 @@ def test_scratch_engine_refuses_the_fast_recipe(cli, tmp_path):
 
 
 def test_list_shows_recipes(cli):
-    assert "fast" in cli("list", "--json").json()["recipes"]
+    recipes = cli("list", "--json").json()["recipes"]
+    assert set(recipes) == {"article", "fast", "sprint"}
+    assert recipes["fast"]["values"]["lr"] == 0.2 and "batch" in recipes["fast"]["reasons"]["lr"]
 
 
 def test_dataset_cache_is_used_and_rebuilt_when_the_source_changes(tmp_path, monkeypatch):

@@ -324,3 +324,95 @@ def test_article_exact_keeps_relu_on_the_logits(cli, tmp_path, engine, exact):
         logits = torch.relu(logits)
     loss = float(F.cross_entropy(logits, bundle.test.labels))
     assert evaluate_run(tmp_path / "run")["test_loss"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_ema_copies_batchnorm_statistics_and_round_trips():
+    """Running statistics are copied, not averaged; the state holds updates and weights."""
+    from deepdive.ema import EMA
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = EMA(model, 0.5)
+    for _ in range(3):
+        model.train()(torch.randn(8, 3, 6, 6) * 3 + 1)
+        with torch.no_grad():
+            model[0].weight.add_(0.1)
+        ema.update(model)
+    bn, ema_bn = model[1], ema.model[1]
+    assert torch.equal(ema_bn.running_mean, bn.running_mean) and torch.equal(ema_bn.running_var, bn.running_var)
+    assert torch.equal(ema_bn.num_batches_tracked, bn.num_batches_tracked)
+    assert not torch.equal(ema.model[0].weight, model[0].weight)  # parameters are averaged
+    assert not any(p.requires_grad for p in ema.model.parameters())
+    state = ema.state()
+    assert set(state) == {"updates", "weights"} and state["updates"] == 3
+    other = EMA(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)), 0.5)
+    other.load_state(state)
+    assert other.updates == 3 and all(torch.equal(a, b) for a, b in zip(other.model.state_dict().values(),
+                                                                       ema.model.state_dict().values()))
+
+
+def test_native_bf16_default_reads_this_machines_cpu_flags():
+    from deepdive.engines import cpu_has_native_bf16
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":")[1].split())
+                break
+    assert cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.parametrize("engine", ["torch", "scratch"])
+def test_reported_accuracy_and_epoch_line_agree_with_a_hand_count(cli, tmp_path, engine, caplog):
+    """The summary's accuracy is the share of test images whose largest logit is the label; the epoch's log
+    line shows the figures metrics.jsonl records."""
+    import json
+    argv = ["--opt", "sgd", "--lr", "0.5", "--epochs", "2", "--engine", engine, "--val-split", "0.25"]
+    cfg, bundle, init, x, y = start(tmp_path, *argv)
+    with caplog.at_level("INFO", logger="deepdive"):
+        result = cli("train", *SYNTH, *BATCH, *argv, "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.err
+    model = torch_model(cfg, bundle, {k: np.asarray(v) for k, v in load_file(str(tmp_path / "run" /
+                                                                               "model.safetensors")).items()})
+    from deepdive.data.pipeline import Normalizer
+    tx = Normalizer(bundle.mean, bundle.std, 1)(bundle.test.images).float()
+    with torch.no_grad():
+        correct = int((model(tx).argmax(1) == bundle.test.labels).sum())
+    assert result.json()["test_accuracy"] == correct / len(bundle.test)
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 2/2"))
+    assert (f"train loss {record['train_loss']:.4f}  test loss {record['test_loss']:.4f}  "
+            f"test acc {100 * record['test_accuracy']:.2f}%  val acc {100 * record['val_accuracy']:.2f}%") in line
+
+
+def test_in_process_interrupt_at_a_step_resumes_exactly(tmp_path):
+    """The hook points fire in order; SIGINT at step 10 checkpoints mid-epoch and resume ends bit-identical
+    (in-process, so the checkpoint/restore code is what this very test imports)."""
+    import json
+    import os
+    import signal
+
+    from deepdive.errors import Interrupted
+    from deepdive.resume import open_resume, resume_run
+    from deepdive.train import run_training
+    argv = [*SYNTH, "--limit-train", "96", "-b", "16", "--epochs", "3", "--opt", "momentum", "--lr", "0.05",
+            "--save-every", "2", "--ema", "0.8", "--augment", "crop-flip"]
+    reference = run_training(resolve_config({**flags_of(*argv), "out": str(tmp_path / "ref")}))
+    points = []
+
+    def hook(point, n):
+        points.append((point, n))
+        if (point, n) == ("step", 10):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler sets the stop flag; the loop checkpoints
+    with pytest.raises(Interrupted):
+        run_training(resolve_config({**flags_of(*argv), "out": str(tmp_path / "cut")}), hooks=hook)
+    assert points == [("step", n) for n in range(1, 7)] + [("written", 1)] + [("step", n) for n in range(7, 11)]
+    loop = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["loop"]
+    assert (loop["epoch"], loop["step_in_epoch"], loop["global_step"], loop["seen"]) == (1, 4, 10, 64)
+    assert loop["clocks"]["train"] > 0 and loop["order"] is not None
+    run, cfg, differences = open_resume(str(tmp_path / "cut"), {})
+    resumed = resume_run(run, cfg, differences)
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
+    assert resumed["test_loss"] == reference["test_loss"] and resumed["epochs"] == 3
+    final = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["loop"]
+    assert final["epoch"] == 3  # --save-every 2, 3 epochs: the last epoch checkpoints anyway
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "completed"

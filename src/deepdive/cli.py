@@ -379,12 +379,14 @@ def cmd_list(args) -> int:
     from deepdive.data import DATASETS
     from deepdive.models import MODELS
     from deepdive.optim import OPTIMIZERS
-
     from deepdive.recipes import RECIPES
 
     tables = {"models": MODELS, "datasets": DATASETS, "optimizers": OPTIMIZERS,
               "recipes": {name: r["description"] for name, r in RECIPES.items()}}
     if args.json:
+        tables["recipes"] = {name: {"description": r["description"], "values": r["values"],
+                                    "cpu": r.get("cpu", {}), "cuda": r.get("cuda", {}), "reasons": r["reasons"]}
+                             for name, r in RECIPES.items()}
         print(json.dumps(tables))
         return 0
     for title, table in tables.items():

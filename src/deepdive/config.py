@@ -110,10 +110,7 @@ class TrainConfig:
         _choice("tta", self.tta, TTA_MODES)
         if self.engine == "scratch":
             self._validate_scratch(spec(self.model).torch_only)
-        self._validate_schedule()
-        if not 0 <= self.warmup < 1:
-            raise UserError(f"--warmup {self.warmup} is out of range: give a fraction in [0, 1)")
-        if not 0 <= self.label_smoothing < 1:
+        if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing {self.label_smoothing} is out of range: give a value in [0, 1)")
         if self.ema is not None and not 0 < self.ema < 1:
             raise UserError(f"--ema {self.ema} is out of range: give a decay in (0, 1), e.g. 0.99")
@@ -130,6 +127,7 @@ class TrainConfig:
         _positive("lr", self.lr, float)
         _positive("batch-size", self.batch_size, int)
         _positive("epochs", self.epochs, int)
+        self._validate_schedule()
         _positive("image-size", self.image_size, int)
         _positive("save-every", self.save_every, int)
         if not isinstance(self.keep, int) or self.keep < 0:
@@ -167,7 +165,7 @@ class TrainConfig:
                             "drop it or drop --engine scratch")
 
     def _validate_schedule(self) -> None:
-        if not 0 <= self.warmup < 1:
+        if not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup < 1:
             raise UserError(f"--warmup {self.warmup} is out of range: give a fraction in [0, 1)")
         if self.warmup_epochs is not None:
             if self.warmup:

@@ -45,6 +45,7 @@ class Trainer:
         self.watch = Stopwatch(clock)
         self.steps_per_epoch = num_batches(len(bundle.train), cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.eval_every = 0  # steps between target checks in the current epoch (0: none)
         target = {"target_accuracy": cfg.target_accuracy, "target_reached": False, "seconds_to_target": None,
                   "steps_to_target": None} if cfg.target_accuracy else None
         metric = "val_accuracy" if bundle.val is not None else "test_accuracy"
