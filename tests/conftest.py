@@ -21,6 +21,14 @@ def private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path_factory.getbasetemp() / "deepdive-cache"))
 
 
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """In-process runs skip the tenth of a second that measuring busy cores takes (hundreds of runs here);
+    the thread tests patch it themselves, and the measurement has its own test."""
+    import deepdive.train.threads as threads
+    monkeypatch.setattr(threads, "busy_cores", lambda *a, **k: 0)
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err

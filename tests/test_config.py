@@ -199,6 +199,7 @@ def test_thread_rule(monkeypatch, busy, model, expected):
 
 def test_busy_cores_from_two_readings_of_proc_stat(tmp_path, monkeypatch):
     import deepdive.train.threads as threads
+    monkeypatch.undo()  # the real measurement, not conftest's idle machine
     stat = tmp_path / "stat"
     readings = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  175 0 125 850 50 0 0 0 0 0\n"])
     monkeypatch.setattr(threads, "cpu_times", lambda path: threads.parse_cpu_line(next(readings)))

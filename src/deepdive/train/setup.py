@@ -68,9 +68,10 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     from deepdive.runs import CONFIG, RunDir
     from deepdive.signals import StopFlag, catch_stop_signals
     from deepdive.train.loop import Trainer
-    from deepdive.train.threads import set_threads, warn_if_oversubscribed
+    from deepdive.train.threads import busy_cores, set_threads, warn_if_oversubscribed
 
-    threads = set_threads(cfg.threads, cfg.model)
+    busy = busy_cores()  # measured once: the thread rule and the warning share it
+    threads = set_threads(cfg.threads, cfg.model, busy)
     if run is None:
         RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
     bundle = prepare_data(cfg)
@@ -80,7 +81,7 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         run = _create_run(cfg, bundle, parts, overwrite)
     elif forced:
         run.write_json(CONFIG, cfg.to_dict())  # the changed run was built: now its config is in force
-    warn_if_oversubscribed(threads)
+    warn_if_oversubscribed(threads, busy)
     stop = StopFlag()
     with catch_stop_signals(stop):
         trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)

@@ -7,8 +7,8 @@ beside one CPU-bound process it makes every model slower than one thread
 while waiting for the core the other process holds. The MLPs gain nothing from
 a second thread even when idle. Hence the rule: one thread for models that
 declare themselves small; otherwise one per core not already kept busy by
-other processes, at least one. "Busy" is measured at start over a quarter
-second from /proc/stat (the load average lags a minute behind: right after
+other processes, at least one. "Busy" is measured once at start over a tenth
+of a second from /proc/stat (the load average lags a minute behind: right after
 another job ends it would still count that job's cores as taken). OpenMP's passive
 wait policy was measured too and rejected: it costs simplenet 64% idle.
 """
@@ -42,7 +42,7 @@ def parse_cpu_line(line: str) -> tuple[float, float] | None:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
-def busy_cores(window: float = 0.25, stat: str = "/proc/stat") -> int:
+def busy_cores(window: float = 0.1, stat: str = "/proc/stat") -> int:
     """Cores other processes keep busy now: the machine's busy share over ``window`` seconds, in cores
     (this process sleeps meanwhile). Falls back to the 1-minute load average without /proc/stat."""
     import time
@@ -61,25 +61,25 @@ def busy_cores(window: float = 0.25, stat: str = "/proc/stat") -> int:
     return int(round(share * available_cores()))
 
 
-def default_threads(model: str | None = None) -> int:
+def default_threads(model: str | None = None, busy: int | None = None) -> int:
     from deepdive.models import MODELS_SPECS
 
     if model in MODELS_SPECS and MODELS_SPECS[model].small:
         return 1
-    return max(1, available_cores() - busy_cores())
+    return max(1, available_cores() - (busy_cores() if busy is None else busy))
 
 
-def set_threads(threads: int | None, model: str | None = None) -> int:
+def set_threads(threads: int | None, model: str | None = None, busy: int | None = None) -> int:
     import torch
 
-    n = threads or default_threads(model)
+    n = threads or default_threads(model, busy)
     torch.set_num_threads(n)
     return n
 
 
-def warn_if_oversubscribed(threads: int) -> None:
+def warn_if_oversubscribed(threads: int, busy: int | None = None) -> None:
     """One warning, once the run is valid and about to train, when its threads must share cores."""
-    cores, busy = available_cores(), busy_cores()
+    cores, busy = available_cores(), busy_cores() if busy is None else busy
     if busy and busy + threads > cores:
         log.warning("warning: the machine is busy (other processes keep about %d of %d cores busy) and this run "
                     "uses %d thread(s): expect it to be slower than on an idle machine", busy, cores, threads)
