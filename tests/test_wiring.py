@@ -292,7 +292,6 @@ def test_augmentation_feeds_the_model_views_made_by_hand(tmp_path, kind):
 
 
 def test_channels_last_reaches_the_tensors(tmp_path):
-    from deepdive.data.pipeline import Normalizer  # noqa: F401
     shape = ["--synthetic-shape", "3,12,12", "--model", "article-cnn", "--limit-train", "8", "-b", "8"]
     for flag, expected in (("--channels-last", True), ("--no-channels-last", False)):
         cfg, x, seen = inputs_seen(tmp_path / flag, *shape, "--epochs", "1", flag)
@@ -314,7 +313,6 @@ def test_article_exact_keeps_relu_on_the_logits(cli, tmp_path, engine, exact):
     cfg, bundle, init, x, y = start(tmp_path, *argv)
     raw, _ = train(cli, tmp_path, *argv)
     w = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in raw.items()}
-    test_x = x.new_tensor(0)  # noqa: F841
     from deepdive.data.pipeline import Normalizer
     tx = Normalizer(bundle.mean, bundle.std, 1)(bundle.test.images).float().flatten(1)
     h = torch.relu(tx @ w["fc1.weight"].T + w["fc1.bias"])

@@ -23,6 +23,7 @@ import sys
 
 from deepdive.config import TrainConfig
 from deepdive.errors import Interrupted, RunFailed
+from deepdive.optim import apply_decoupled_decay
 from deepdive.train.hooks import Hook, pause_hook_from_env
 from deepdive.train.state import Stopwatch, TrainState
 
@@ -200,8 +201,6 @@ class Trainer:
 
     def phase_step(self) -> None:
         """Decoupled weight decay θ ← θ(1 − ηλ) (groups that carry it), then the optimizer's update."""
-        from deepdive.optim import apply_decoupled_decay
-
         apply_decoupled_decay(self.optimizer, self.engine.scale_)
         self.optimizer.step()
 
