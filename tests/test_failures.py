@@ -10,6 +10,7 @@ import torch
 from conftest import SYNTH
 from deepdive import engines, state as state_module
 from deepdive.atomic import write_atomic, write_bytes_atomic
+from deepdive.errors import WriteFailed
 
 
 def test_nan_stops_at_once_keeps_last_good_checkpoint(cli, tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_atomic_write_leaves_old_file_or_new_never_torn(tmp_path):
             f.write(b"new con")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(WriteFailed, match=r"f\.bin failed \(No space left on device; .* free there\)"):
         write_atomic(target, half_then_crash)
     assert target.read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["f.bin"]

@@ -11,22 +11,43 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from deepdive.errors import WriteFailed
+
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` to fill a temp file beside ``path``, then move it into place."""
+    """Call ``write(tmp_path)`` to fill a temp file beside ``path``, then move it into place.
+
+    Any failure of the write itself - ``OSError``, or whatever the writing
+    library wraps it in (safetensors' ``SafetensorError``, torch's
+    ``RuntimeError``) - comes out as ``WriteFailed`` naming ``path``; the temp
+    file is removed and the old ``path`` is untouched.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise WriteFailed(path, exc) from None
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with _suppress():
             os.unlink(tmp)
+        if isinstance(exc, Exception) and not isinstance(exc, WriteFailed):
+            raise WriteFailed(path, exc) from None
         raise
     _fsync_dir(path.parent)
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def is_temp_file(name: str) -> bool:
+    """A name ``write_atomic`` gives its temp files (left behind only when the process was killed mid-write)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -127,6 +127,10 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
                    help="DataLoader workers, used only when an image folder must be streamed (default 2)")
     p.add_argument("--strict", default=S, action="store_true",
                    help="imagefolder: refuse unreadable files instead of skipping them")
+    p.add_argument("--max-image-mb", default=S, type=float, metavar="MB",
+                   help="imagefolder: files larger than this are unreadable, never read (default 256)")
+    p.add_argument("--divergence-factor", default=S, type=float, metavar="F",
+                   help="fail the run when the loss exceeds F times the first step's loss (default 1000)")
     _fast_flags(p)
 
 

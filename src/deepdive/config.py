@@ -21,6 +21,7 @@ from typing import Any
 from deepdive.errors import UserError
 
 ENGINES = ("torch", "scratch")
+MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): schemas.MAX_SIDE
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
@@ -84,6 +85,8 @@ class TrainConfig:
     decay_rate: float = 0.1  # --sched step's factor
     channels_last: bool | None = None  # NHWC memory; None: what the model declares (models/registry.py)
     decay_norm_and_bias: bool = False  # also decay biases and normalization weights (default: conv/linear weights)
+    divergence_factor: float = 1000.0  # a loss above this times the first step's fails the run, as NaN does
+    max_image_mb: float = 256.0  # image files larger than this are unreadable, never read (image folders)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -147,11 +150,21 @@ class TrainConfig:
         if self.article_exact and not spec(self.model).article_exact:
             accepting = [name for name, s in MODELS_SPECS.items() if s.article_exact]
             raise UserError(f"--article-exact applies to --model {', '.join(accepting)} only: drop it for other models")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise UserError(f"--weight-decay {self.weight_decay} is negative: give a value >= 0")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise UserError(f"--seed {self.seed!r} is not an integer: give a whole number")
-        _validate_synthetic(self.synthetic)
+        if self.weight_decay is not None and not (0 <= self.weight_decay < float("inf")):
+            raise UserError(f"--weight-decay {self.weight_decay} is invalid: give a finite value >= 0")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 63:
+            raise UserError(f"--seed {self.seed!r} is out of range: give a whole number in 0..2**63-1")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or not 0 <= self.workers <= 256:
+            raise UserError(f"--workers {self.workers!r} is invalid: give 0 (decode in the main process) to 256")
+        if self.image_size > MAX_SIDE:
+            raise UserError(f"--image-size {self.image_size} is too large: give at most {MAX_SIDE} pixels")
+        if self.crop_pad > MAX_SIDE:
+            raise UserError(f"--crop-pad {self.crop_pad} is too large: give fewer pixels than the image side")
+        if not (isinstance(self.divergence_factor, (int, float)) and 1 < self.divergence_factor < float("inf")):
+            raise UserError(f"--divergence-factor {self.divergence_factor!r} is invalid: give a number > 1, "
+                            "e.g. 1000")
+        _positive("max-image-mb", self.max_image_mb, float)
+        _validate_synthetic(self.synthetic, sized=self.dataset == "synthetic")
 
     def _validate_scratch(self, torch_only_model: bool) -> None:
         if torch_only_model:
@@ -214,13 +227,17 @@ def read_config_file(path: str | Path) -> dict:
     """The JSON object of a config file, or one line saying what is wrong with it."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > 64 << 20:
+            raise UserError(f"config file {path} is far larger than a config.json: give the config.json of a run folder")
         values = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist: give the config.json of a run folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"config file {path} is not readable JSON ({exc}): give the config.json of a run folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"config file {path} is not valid JSON ({exc}): give the config.json of a run folder") from None
     if not isinstance(values, dict):
         raise UserError(f"config file {path} does not hold a JSON object: give the config.json of a run folder")
+    from deepdive.schemas import check_config
+    check_config(values, str(path))
     return values
 
 
@@ -243,16 +260,20 @@ def _positive(flag: str, value, kind) -> None:
         raise UserError(f"--{flag} {value!r} is invalid: give a positive {'integer' if kind is int else 'number'}")
 
 
-def _validate_synthetic(spec: dict) -> None:
-    try:
-        shape = [int(s) for s in spec["shape"]]
-        ok = len(shape) == 3 and all(s > 0 for s in shape) and shape[0] in (1, 3)
-        ok = ok and int(spec["classes"]) >= 2 and int(spec["train"]) > 0 and int(spec["test"]) > 0
-    except (KeyError, TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise UserError(
-            f"synthetic dataset spec {spec!r} is invalid: give shape C,H,W (C 1 or 3), classes >= 2, train and test > 0")
+def _validate_synthetic(spec: dict, sized: bool = True) -> None:
+    from deepdive.schemas import MAX_CLASSES, _fits, _config_schema
+
+    if not _fits(spec, _config_schema().fields["synthetic"]):
+        raise UserError(f"synthetic dataset spec {spec!r} is invalid: give shape C,H,W (C 1 or 3, sides up to "
+                        f"{MAX_SIDE}), classes 2..{MAX_CLASSES}, train and test > 0")
+    if not sized:
+        return
+    c, h, w = spec["shape"]
+    needed = (spec["train"] + spec["test"]) * c * h * w
+    from deepdive.data.imagefolder import memory_limit
+    if needed > memory_limit():
+        raise UserError(f"the synthetic dataset would take {needed / 1e9:.1f} GB, more than the "
+                        f"{memory_limit() / 1e9:.1f} GB allowed: give a smaller --synthetic-shape")
 
 
 # -- the one resolution ---------------------------------------------------------------------------------------

@@ -121,7 +121,14 @@ class TorchEngine:
         return optimizer.state_dict()
 
     def load_optimizer_state(self, optimizer, state: dict) -> None:
+        """torch casts saved state onto the parameters without comparing shapes: compare them here."""
         optimizer.load_state_dict(state)
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                for key, value in optimizer.state.get(p, {}).items():
+                    if self.torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                        raise ValueError(f"optimizer state {key} has shape {tuple(value.shape)}, "
+                                         f"its parameter {tuple(p.shape)}")
 
     def clip_grad_norm(self, model, max_norm: float) -> float:
         return float(self.torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))

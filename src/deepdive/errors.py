@@ -1,9 +1,14 @@
-"""The two ways a command can fail, mapped to exit codes by the CLI.
+"""The ways a command can fail, mapped to exit codes by the CLI.
 
 ``UserError`` is bad input or usage: the CLI prints its message as one line on
 stderr and exits 2. ``RunFailed`` is a run that started and could not finish
-(diverged, disk full): exit 1.
+(diverged, disk full): exit 1. ``WriteFailed`` is the failed write behind many
+a ``RunFailed``: it names the file and the free space left beside it.
 """
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -12,6 +17,30 @@ class UserError(Exception):
 
 class RunFailed(Exception):
     """A run that began and failed (exit 1)."""
+
+
+class WriteFailed(RunFailed):
+    """Writing ``path`` failed (disk full, file too large, read-only, ...), whatever library raised it."""
+
+    def __init__(self, path: str | Path, cause: BaseException):
+        self.path = Path(path)
+        reason = getattr(cause, "strerror", None) or str(cause).strip().splitlines()[0:1] or [type(cause).__name__]
+        self.reason = reason if isinstance(reason, str) else reason[0]
+        super().__init__(f"writing {self.path} failed ({self.reason[:200]}; {free_space(self.path.parent)} free "
+                         "there): free disk space or choose another --out")
+
+
+def free_space(folder: str | Path) -> str:
+    """Free bytes on the disk holding ``folder``, for people (e.g. '1.2 GB')."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if free < 1000 or unit == "TB":
+            return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+        free /= 1000
+    return "unknown space"
 
 
 class Interrupted(Exception):

@@ -51,11 +51,10 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
     from deepdive.data import load_dataset, prepare_data
     from deepdive.data.pipeline import Normalizer
     from deepdive.loading import load_run_model
-    from deepdive.runs import MODEL_INFO, RunDir
+    from deepdive.runs import RunDir
 
     run = RunDir.open(run_dir)
-    cfg = TrainConfig.from_dict(run.read_json("config.json"))
-    info = run.read_json(MODEL_INFO)
+    cfg, info = run.config(), run.model_info()
     if dataset is None and data_dir is None:
         test = prepare_data(cfg).test
         source = cfg.dataset

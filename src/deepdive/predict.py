@@ -33,19 +33,17 @@ def predict_files(run_dir: str, inputs: list[str], top_k: int = 5, device: str =
                   batch_size: int = 256) -> list[dict]:
     import torch
 
-    from deepdive.config import TrainConfig
     from deepdive.data.imagefolder import UnreadableImage, load_image
     from deepdive.data.pipeline import Normalizer
     from deepdive.engines import evaluation
     from deepdive.evaluate import tta_logits
     from deepdive.loading import load_run_model
-    from deepdive.runs import CONFIG, MODEL_INFO, RunDir
+    from deepdive.runs import RunDir
 
     if top_k <= 0:
         raise UserError(f"--top-k {top_k} is invalid: give a positive integer")
     run = RunDir.open(run_dir)
-    cfg = TrainConfig.from_dict(run.read_json(CONFIG))
-    info = run.read_json(MODEL_INFO)
+    cfg, info = run.config(), run.model_info()
     channels, height, width = info["input_shape"]
     classes = info["classes"]
     engine, model = load_run_model(run, cfg, info, device,

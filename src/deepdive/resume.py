@@ -5,6 +5,12 @@ flags given alongside that would change the run are refused, one line per
 difference, unless ``--force`` (which the run records). A completed run is
 reported and left alone; a run with no checkpoint yet starts again from the
 beginning with its saved config.
+
+Nothing in the folder is written until everything - flags, every file's
+schema, the model rebuilt, the checkpoint restored into it - has been
+checked: a resume that fails leaves the folder byte for byte as it was. The
+folder is locked (``runs.FolderLock``) from the start, so two processes never
+continue one run.
 """
 from __future__ import annotations
 
@@ -14,12 +20,17 @@ log = logging.getLogger("deepdive")
 
 
 def open_resume(run_dir: str, flags: dict, force: bool = False):
-    """The run folder, its resolved config and the forced differences (nothing is written here)."""
+    """The locked run folder, its resolved config and the forced differences (nothing is written here)."""
     from deepdive.config import read_config_file, resolve_resume
     from deepdive.runs import CONFIG, RunDir
 
-    run = RunDir.open(run_dir)
-    cfg, differences = resolve_resume(read_config_file(run.file(CONFIG)), flags, force)
+    run = RunDir.open(run_dir, lock=True)
+    try:
+        cfg, differences = resolve_resume(read_config_file(run.file(CONFIG)), flags, force)
+        run.model_info()  # validated now, though training rebuilds the model from the config
+    except BaseException:
+        run.close()
+        raise
     return run, cfg, differences
 
 
@@ -28,13 +39,18 @@ def resume_run(run, cfg, differences: list[str]) -> dict:
     from deepdive.state import load_state
     from deepdive.train import run_training
 
-    summary = run.read_json(SUMMARY) if run.file(SUMMARY).exists() else {}
-    state_path = run.file(STATE)
-    if summary.get("status") == "completed" and not differences and state_path.exists():
-        log.info("%s already completed %s epoch(s): nothing to resume", run.path, summary.get("epochs"))
-        summary["already_completed"] = True
-        return summary
-    state = load_state(state_path) if state_path.exists() else None
+    try:
+        summary = run.summary() if run.file(SUMMARY).exists() else {}
+        state_path = run.file(STATE)
+        if summary.get("status") == "completed" and not differences and state_path.exists():
+            log.info("%s already completed %s epoch(s): nothing to resume", run.path, summary.get("epochs"))
+            summary["already_completed"] = True
+            run.close()
+            return summary
+        state = load_state(state_path) if state_path.exists() else None
+    except BaseException:
+        run.close()
+        raise
     if state is None:
         log.info("%s has no checkpoint yet: starting it from the beginning with its saved config", run.path)
     return run_training(cfg, resume_state=state, run=run, forced=differences or None)

@@ -13,14 +13,17 @@ JSON files are replaced atomically; metrics.jsonl is appended a whole line at a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from deepdive.atomic import write_json_atomic
-from deepdive.errors import UserError
+from deepdive.atomic import is_temp_file, write_json_atomic
+from deepdive.errors import UserError, WriteFailed
+
+log = logging.getLogger("deepdive")
 
 CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE = (
     "config.json", "model.json", "metrics.jsonl", "summary.json", "model.safetensors", "best.safetensors",
@@ -37,39 +40,132 @@ def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
     return path
 
 
+# Everything a run folder may hold; a folder holding anything else is not replaced by --overwrite.
+RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, "checkpoints", "figures", "report.html",
+             "metrics.csv", "tensorboard"}
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder deepdive made: it has config.json and nothing but run files (and temp files of theirs)."""
+    names = os.listdir(path)
+    return CONFIG in names and all(n in RUN_FILES or is_temp_file(n) for n in names)
+
+
+class FolderLock:
+    """An exclusive ``flock`` on the folder itself, held while the process lives.
+
+    No file is created or changed; the kernel drops the lock when the process
+    ends however it ends, so a crashed run never blocks the next one.
+    """
+
+    def __init__(self, path: Path):
+        import fcntl
+
+        self.fd: int | None = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise UserError(f"{path} is in use by another deepdive process (a run training or resuming there): "
+                            "wait for it to end, or choose another --out") from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the only descriptor drops the flock
+            self.fd = None
+
+    def __del__(self):
+        self.release()
+
+
 class RunDir:
-    def __init__(self, path: str | Path):
+    """A run folder. Made by ``create`` or opened for writing by ``open(..., lock=True)``, it is
+    locked (``FolderLock``) until ``close()`` or the end of the process."""
+
+    def __init__(self, path: str | Path, lock: FolderLock | None = None):
         self.path = Path(path)
+        self.lock = lock
+        self.replaced: tuple[Path, FolderLock] | None = None  # the old run --overwrite set aside
 
     @staticmethod
     def check_free(path: str | Path, overwrite: bool = False) -> None:
+        """Refuse early (before slow data loading) what ``create`` would refuse; changes nothing."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {path} is a file: choose a folder path")
-        if path.exists() and not overwrite:
-            raise UserError(f"output folder {path} already exists: choose another --out or add --overwrite")
+        if path.is_dir():
+            _claimable(path, overwrite)
+            FolderLock(path).release()
 
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunDir":
+        """A new, locked run folder at ``path``. With ``overwrite`` an existing run folder there is renamed
+        aside (still locked) and deleted by ``commit()`` once the new run has its first checkpoint;
+        ``abandon()`` puts it back if the new run fails before that."""
         path = Path(path)
         cls.check_free(path, overwrite)
-        if path.exists():
-            shutil.rmtree(path)
+        aside = None
+        if path.is_dir():
+            old = FolderLock(path)
+            if _claimable(path, overwrite):  # checked again under the lock: nobody changes it now
+                aside = (path.with_name(f".{path.name}.replaced-{os.getpid()}"), old)
+                os.rename(path, aside[0])
+                log.info("replacing run folder %s (the old run is kept at %s until the new one's first "
+                         "checkpoint)", path, aside[0])
+            else:
+                run = cls(path, old)  # an empty folder: use it as it is
+                return run
         try:
             path.mkdir(parents=True)
+        except FileExistsError:  # another process made it between our rename and now
+            if aside:
+                log.warning("warning: the old run stays at %s", aside[0])
+            raise UserError(f"{path} was just created by another process: choose another --out") from None
         except OSError as exc:
             raise UserError(f"cannot create output folder {path} ({exc.strerror}): choose a writable --out") from None
-        return cls(path)
+        run = cls(path, FolderLock(path))
+        run.replaced = aside
+        return run
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunDir":
+    def open(cls, path: str | Path, lock: bool = False) -> "RunDir":
+        """An existing run folder; ``lock`` (to write into it) refuses one another process holds."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path} is a file, not a run folder: give a folder made by `deepdive train`")
         if not path.is_dir():
             raise UserError(f"run folder {path} does not exist: give a folder made by `deepdive train`")
         for name in (CONFIG, MODEL_INFO):
             if not (path / name).is_file():
                 raise UserError(f"{path} is not a run folder (no {name}): give a folder made by `deepdive train`")
-        return cls(path)
+        return cls(path, FolderLock(path) if lock else None)
+
+    def commit(self) -> None:
+        """The new run has a checkpoint: the run it replaced can go."""
+        if self.replaced:
+            aside, lock = self.replaced
+            self.replaced = None
+            shutil.rmtree(aside, ignore_errors=True)
+            lock.release()
+
+    def abandon(self) -> None:
+        """The new run failed before its first checkpoint: put the replaced run back in its place."""
+        if not self.replaced:
+            return
+        aside, lock = self.replaced
+        self.replaced = None
+        try:
+            shutil.rmtree(self.path)
+            os.rename(aside, self.path)
+            log.warning("the previous run was put back in %s", self.path)
+        except OSError as exc:
+            log.warning("warning: could not put the previous run back (%s): it is kept at %s", exc.strerror, aside)
+        lock.release()
+
+    def close(self) -> None:
+        if self.lock:
+            self.lock.release()
+            self.lock = None
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -80,17 +176,51 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         path = self.path / name
         try:
-            return json.loads(path.read_text())
+            text = read_text_bounded(path, MAX_JSON_BYTES)
+            return json.loads(text)
         except FileNotFoundError:
             raise UserError(f"{path} is missing: the run folder is incomplete; retrain it") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path} is not valid JSON ({exc}): the run folder is damaged; retrain it") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise UserError(f"{path} is not valid JSON ({str(exc)[:120]}): the run folder is damaged; "
+                            "retrain it") from None
+
+    def config(self):
+        """config.json as a validated ``TrainConfig``."""
+        from deepdive.config import TrainConfig, read_config_file
+        return TrainConfig.from_dict(read_config_file(self.file(CONFIG)))
+
+    def model_info(self) -> dict:
+        from deepdive.schemas import check_model_info
+        info = self.read_json(MODEL_INFO)
+        check_model_info(info, str(self.file(MODEL_INFO)))
+        return info
+
+    def summary(self) -> dict:
+        from deepdive.schemas import check_summary
+        summary = self.read_json(SUMMARY)
+        check_summary(summary, str(self.file(SUMMARY)))
+        return summary
+
+    def remove_orphan_temp_files(self) -> list[str]:
+        """Temp files a killed write left behind (never a complete file: those were renamed into place)."""
+        removed = []
+        for name in os.listdir(self.path):
+            if is_temp_file(name) and any(name.startswith(f".{known}.") for known in RUN_FILES):
+                try:
+                    os.unlink(self.path / name)
+                    removed.append(name)
+                except OSError:
+                    pass
+        return removed
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.path / METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path / METRICS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise WriteFailed(self.path / METRICS, exc) from None
 
     def truncate_metrics(self, epochs: int) -> None:
         """Keep the records of the first ``epochs`` epochs: later ones belong to work a resume redoes."""
@@ -99,19 +229,62 @@ class RunDir:
         path = self.path / METRICS
         if not path.exists():
             return
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and _complete_record(line) and json.loads(line)["epoch"] <= epochs]
-        write_bytes_atomic(path, "".join(line + "\n" for line in kept).encode())
+        kept = [line for line in self.metric_lines() if line[1]["epoch"] <= epochs]
+        write_bytes_atomic(path, "".join(text + "\n" for text, _ in kept).encode())
 
-    def metrics(self) -> list[dict]:
+    def metric_lines(self) -> list[tuple[str, dict]]:
+        """(line, record) for every complete, well-formed line of metrics.jsonl."""
+        from deepdive.schemas import check_metrics_record
+
         path = self.path / METRICS
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = []
+        for number, text in enumerate(read_text_bounded(path, MAX_JSON_BYTES).splitlines(), 1):
+            if not text.strip():
+                continue
+            record = _complete_record(text)
+            if record is None:
+                continue  # a line torn by a crash mid-append
+            check_metrics_record(record, f"{path} line {number}")
+            lines.append((text, record))
+        return lines
+
+    def metrics(self) -> list[dict]:
+        return [record for _, record in self.metric_lines()]
 
 
-def _complete_record(line: str) -> bool:
+MAX_JSON_BYTES = 64 << 20  # a run's JSON files are kilobytes; a larger one is not deepdive's
+
+
+def read_text_bounded(path: Path, limit: int) -> str:
+    if os.stat(path).st_size > limit:
+        raise UserError(f"{path} is {os.stat(path).st_size / 1e6:.0f} MB, far larger than deepdive writes: "
+                        "the run folder is damaged; retrain it")
+    with open(path, "rb") as f:
+        return f.read(limit + 1).decode()
+
+
+def _claimable(path: Path, overwrite: bool) -> bool:
+    """True: a run folder that --overwrite may replace; False: an empty folder to use as it is."""
     try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:  # a line torn by a crash mid-append
+        names = os.listdir(path)
+    except OSError as exc:
+        raise UserError(f"cannot read output folder {path} ({exc.strerror}): choose another --out") from None
+    if not names:
         return False
+    if not overwrite:
+        raise UserError(f"output folder {path} already exists: choose another --out or add --overwrite")
+    if not is_run_folder(path):
+        shown = ", ".join(sorted(n for n in names if n not in RUN_FILES)[:3])
+        raise UserError(f"--overwrite refused: {path} is not a deepdive run folder (it holds {shown}); "
+                        "nothing was deleted: choose another --out")
+    return True
+
+
+def _complete_record(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):  # a line torn by a crash mid-append
+        return None
+    return record

@@ -66,11 +66,14 @@ def load_state(path: str | Path) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "not a plain-data checkpoint"
         raise UserError(f"refused to load {path}: it is not a plain training-state file ({first[:160]}); "
                         "delete it to restart the run, or restore the file deepdive wrote") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            MemoryError, OverflowError) as exc:
         raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}): delete it to restart the run "
                         "from its last good files") from None
     if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         raise UserError(f"{path} is not a deepdive training state (format {FORMAT}): delete it to restart the run")
+    from deepdive.schemas import check_state
+    check_state(state, str(path))
     return state
 
 

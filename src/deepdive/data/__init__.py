@@ -74,6 +74,10 @@ def prepare_data(cfg: "TrainConfig") -> "DataBundle":
     from deepdive.data.pipeline import balanced_subset, stratified_split
 
     bundle = load_dataset(cfg.dataset, cfg)
+    for flag, limit, split in (("--limit-train", cfg.limit_train, "train"), ("--limit-test", cfg.limit_test, "test")):
+        if limit and limit > len(getattr(bundle, split)):
+            log.warning("warning: %s %d is more than the %d %s images: using all of them", flag, limit,
+                        len(getattr(bundle, split)), split)
     if cfg.limit_train:
         bundle.train = balanced_subset(bundle.train, cfg.limit_train, cfg.seed)
     if cfg.limit_test:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from deepdive.atomic import write_atomic
+from deepdive.errors import WriteFailed
 
 log = logging.getLogger("deepdive")
 
@@ -24,13 +25,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
 
 
-def content_key(kind: str, files: list[Path], root: Path, params: dict) -> str:
+CHUNK = 1 << 20  # files are hashed a megabyte at a time: memory stays flat whatever their size
+
+
+def content_key(kind: str, files: list[Path], root: Path, params: dict, max_bytes: int | None = None) -> str:
+    """SHA-256 over names, contents and parameters. A file above ``max_bytes`` is keyed by its size and
+    modification time instead: the reader will not read it either (an image above --max-image-mb)."""
     digest = hashlib.sha256(f"{kind}|{sorted(params.items())}".encode())
     for path in sorted(files):
         digest.update(os.fsencode(os.path.relpath(path, root)) + b"\0")
-        with open(path, "rb") as f:
-            digest.update(hashlib.sha256(f.read()).digest())
+        digest.update(file_digest(path, max_bytes))
     return digest.hexdigest()[:32]
+
+
+def file_digest(path: Path, max_bytes: int | None = None) -> bytes:
+    stat = os.stat(path)
+    if max_bytes is not None and stat.st_size > max_bytes:
+        return hashlib.sha256(f"unread|{stat.st_size}|{stat.st_mtime_ns}".encode()).digest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.digest()
 
 
 class _Collect(logging.Handler):
@@ -42,13 +58,14 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callable[[], tuple]) -> tuple:
+def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callable[[], tuple],
+           max_bytes: int | None = None) -> tuple:
     """``build()`` -> (train, test, classes), through the cache."""
     import torch
 
     from deepdive.data.pipeline import Split
 
-    path = cache_dir() / f"{kind}-{content_key(kind, files, root, params)}.pt"
+    path = cache_dir() / f"{kind}-{content_key(kind, files, root, params, max_bytes)}.pt"
     if path.is_file():
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,6 +86,7 @@ def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callab
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: torch.save(entry, tmp))
-    except OSError as exc:  # an unwritable cache costs speed, not correctness
-        log.warning("warning: could not write the dataset cache %s (%s)", path, exc.strerror or exc)
+    except (OSError, WriteFailed) as exc:  # an unwritable cache costs speed, not correctness
+        reason = exc.reason if isinstance(exc, WriteFailed) else exc.strerror or exc
+        log.warning("warning: could not write the dataset cache %s (%s)", path, reason)
     return train, test, classes

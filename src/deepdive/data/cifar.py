@@ -35,6 +35,9 @@ TRAIN_FILES = {
 TEST_FILES = {"test_batch": "40351d587109b95175f43aff81a1287e"}
 BATCHES = {**TRAIN_FILES, **TEST_FILES}  # every batch file and its md5, in reading order
 META = ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888")
+IMAGES_PER_BATCH = 10_000
+MAX_BATCH_BYTES = 40 << 20  # a batch is 30.7 MB of pixels plus labels and file names (~31.0 MB in all)
+MAX_META_BYTES = 1 << 20  # batches.meta is a few hundred bytes
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -61,7 +64,7 @@ def _read_folder(folder: Path) -> tuple[Split, Split, list[str]]:
     mismatched = []
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, md5 in BATCHES.items():
-        raw = (folder / name).read_bytes()
+        raw = _read_capped(folder / name, MAX_BATCH_BYTES)
         if hashlib.md5(raw).hexdigest() != md5:
             mismatched.append(name)
         parts[name] = _parse_batch(raw, folder / name)
@@ -105,20 +108,45 @@ def _parse_batch(raw: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     except RefusedPickle as exc:
         raise UserError(f"refused to load {path}: {exc}; replace it with a genuine CIFAR-10 file") from None
     except Exception as exc:
-        raise UserError(f"CIFAR-10 file {path} is truncated or corrupt ({type(exc).__name__}): "
+        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise UserError(f"CIFAR-10 file {path} is truncated or corrupt ({detail}): "
                         "replace it with a good copy") from None
     data = _field(batch, "data") if isinstance(batch, dict) else None
     labels = _field(batch, "labels") if isinstance(batch, dict) else None
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise UserError(f"CIFAR-10 file {path} has no uint8 'data' array of shape (N, 3072): replace it with a good copy")
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError):
-        labels = None
-    if labels is None or labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
+            or data.shape[0] > IMAGES_PER_BATCH:
+        raise UserError(f"CIFAR-10 file {path} has no uint8 'data' array of shape (N, 3072) with N <= "
+                        f"{IMAGES_PER_BATCH}: replace it with a good copy")
+    labels = _labels(labels, data.shape[0])
+    if labels is None:
         raise UserError(f"CIFAR-10 file {path} has labels that do not match its images "
                         "(need one label in 0..9 per image): replace it with a good copy")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _labels(values, n: int) -> np.ndarray | None:
+    """Exactly ``n`` integer labels in 0..9 (a list of ints, or an integer array), else None."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu" or values.shape != (n,):
+            return None
+        labels = values.astype(np.int64)
+    elif isinstance(values, list) and len(values) == n and all(type(v) is int for v in values):
+        if any(v < 0 or v > 9 for v in values):
+            return None
+        labels = np.array(values, dtype=np.int64)
+    else:
+        return None
+    return labels if not labels.size or (labels.min() >= 0 and labels.max() <= 9) else None
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    """The file's bytes, refused unread when it is larger than any genuine CIFAR-10 file."""
+    size = path.stat().st_size
+    if size > limit:
+        raise UserError(f"CIFAR-10 file {path} is {size / 1e6:.0f} MB, larger than any genuine one "
+                        f"({limit / 1e6:.0f} MB at most): replace it with a good copy")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
 
 
 def _read_meta(folder: Path) -> list[str]:
@@ -126,9 +154,11 @@ def _read_meta(folder: Path) -> list[str]:
     if not path.is_file():
         return list(CLASSES)
     try:
-        meta = load_cifar_pickle(path.read_bytes())
+        meta = load_cifar_pickle(_read_capped(path, MAX_META_BYTES))
     except RefusedPickle as exc:
         raise UserError(f"refused to load {path}: {exc}; replace it with a genuine CIFAR-10 file") from None
+    except UserError:
+        raise
     except Exception:
         raise UserError(f"CIFAR-10 file {path} is truncated or corrupt: replace it with a good copy") from None
     names = _field(meta, "label_names") if isinstance(meta, dict) else None

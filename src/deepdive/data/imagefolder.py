@@ -23,8 +23,15 @@ log = logging.getLogger("deepdive")
 
 def memory_limit() -> int:
     """Bytes a decoded dataset may take: $DEEPDIVE_MEMORY_LIMIT, else half of the available memory."""
-    if os.environ.get("DEEPDIVE_MEMORY_LIMIT"):
-        return int(float(os.environ["DEEPDIVE_MEMORY_LIMIT"]))
+    text = os.environ.get("DEEPDIVE_MEMORY_LIMIT")
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value < float("inf"):
+            raise UserError(f"DEEPDIVE_MEMORY_LIMIT={text!r} is not a number of bytes: set it to e.g. 4e9, or unset it")
+        return int(value)
     try:
         with open("/proc/meminfo") as f:
             for line in f:

@@ -30,6 +30,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 MNIST_CLASSES = [str(d) for d in range(10)]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 MAX_IDX_BYTES = 1 << 32  # 4 GiB: far above any MNIST-like file, far below an absurd header
+CHUNK = 1 << 20
 
 
 def candidate_dirs(name: str, data_dir: str | Path) -> list[Path]:
@@ -95,36 +96,63 @@ def read_idx_labels(path: Path) -> torch.Tensor:
 
 
 def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
-    raw = _read_bytes(path)
-    if len(raw) < 4:
+    """An idx file's array, with its header checked against the data before anything is allocated.
+
+    A plain file's header is compared with its size on disk; a gzipped file is
+    first decompressed in bounded chunks just to count its length, so a small
+    gzip that inflates to gigabytes, or a header that claims more than the
+    file holds, is refused with flat memory. Only then is the array read.
+    """
+    try:
+        with _open(path) as f:
+            shape, header = _read_header(f, path, expect_dims)
+            size = int(np.prod(shape, dtype=np.int64))
+            if size > MAX_IDX_BYTES:
+                raise UserError(f"idx file {path} declares {size / 1e9:.1f} GB of data, more than any idx dataset "
+                                "this reader accepts: check the file")
+            held = _data_length(f, path, header, size)
+            if held != size:
+                raise UserError(f"idx file {path} holds {held}{'+' if held > size else ''} bytes of data but its "
+                                f"header {tuple(shape)} needs {size}: the file is truncated or corrupt; replace it")
+        data = np.empty(size, dtype=np.uint8)
+        with _open(path) as f:
+            f.read(header)
+            if f.readinto(memoryview(data)) != size:
+                raise UserError(f"idx file {path} changed while it was read: read it again")
+    except (EOFError, OSError, zlib.error) as exc:
+        raise UserError(f"{path} is truncated or not valid gzip ({exc}): replace it with a good copy") from None
+    return data.reshape(shape)
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_header(f, path: Path, expect_dims: int) -> tuple[tuple[int, ...], int]:
+    magic = f.read(4)
+    if len(magic) < 4:
         raise UserError(f"idx file {path} is truncated (no header): replace it with a good copy")
-    zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
+    zero, dtype_code, dims = struct.unpack(">HBB", magic)
     if zero != 0 or dtype_code != 0x08:
-        raise UserError(f"{path} is not an idx file of unsigned bytes (magic {raw[:4].hex()}): "
+        raise UserError(f"{path} is not an idx file of unsigned bytes (magic {magic.hex()}): "
                         "replace it with a good copy")
     if dims != expect_dims:
         kind = "images (3 dimensions)" if expect_dims == 3 else "labels (1 dimension)"
         raise UserError(f"idx file {path} has {dims} dimensions but should hold {kind}: check which file is which")
-    header = 4 + 4 * dims
-    if len(raw) < header:
+    sizes = f.read(4 * dims)
+    if len(sizes) < 4 * dims:
         raise UserError(f"idx file {path} is truncated (short header): replace it with a good copy")
-    shape = struct.unpack(f">{dims}I", raw[4:header])
-    size = int(np.prod(shape, dtype=np.int64))
-    if len(raw) - header != size:
-        raise UserError(f"idx file {path} holds {len(raw) - header} bytes of data but its header "
-                        f"{tuple(shape)} needs {size}: the file is truncated or corrupt; replace it")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+    return struct.unpack(f">{dims}I", sizes), 4 + 4 * dims
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_IDX_BYTES + 1)
-        else:
-            raw = path.read_bytes()
-    except (EOFError, OSError, zlib.error) as exc:
-        raise UserError(f"{path} is truncated or not valid gzip ({exc}): replace it with a good copy") from None
-    if len(raw) > MAX_IDX_BYTES:
-        raise UserError(f"{path} is larger than any idx dataset this reader accepts: check the file")
-    return raw
+def _data_length(f, path: Path, header: int, size: int) -> int:
+    """Bytes after the header; for gzip counted a megabyte at a time, stopping just past ``size``."""
+    if path.suffix != ".gz":
+        return path.stat().st_size - header
+    held = 0
+    while held <= size:
+        chunk = f.read(min(CHUNK, size + 1 - held))
+        if not chunk:
+            break
+        held += len(chunk)
+    return held

@@ -65,6 +65,10 @@ class Optimizer:
             group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
         self.state = [{k: (np.array(v, dtype=p.data.dtype) if hasattr(v, "shape") and np.ndim(v) else v)
                        for k, v in s.items()} for s, p in zip(state["state"], self.params)]
+        for s, p in zip(self.state, self.params):
+            for k, v in s.items():
+                if isinstance(v, np.ndarray) and v.shape != p.data.shape:
+                    raise ValueError(f"optimizer state {k} has shape {v.shape}, its parameter {p.data.shape}")
 
 
 class SGD(Optimizer):

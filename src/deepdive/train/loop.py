@@ -70,12 +70,18 @@ class Trainer:
                 "augment": self.augmenter.state() if self.augmenter else None}
 
     def restore(self, saved: dict) -> None:
+        """Load a checkpoint (structure checked by ``schemas.check_state``); anything in it that does not
+        fit this run - another model's weights, optimizer state of other shapes or types, an order of
+        another dataset, a bad RNG state - raises here, before the caller writes a byte."""
         from deepdive.state import restore_rng, torch_tree_to_numpy
 
         self.engine.load_weights(self.model, torch_tree_to_numpy(saved["model"]))
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.engine.load_optimizer_state(self.optimizer, saved["optimizer"])
+        _check_same_hyperparameter_types(fresh, self.optimizer.param_groups)
         loop = saved.get("loop")
         self.state = TrainState.from_dict(loop) if loop is not None else TrainState.from_legacy(saved)
+        self._check_position()
         self.watch = Stopwatch(self.watch.clock, self.state.clocks)
         restore_rng(saved["rng"], self.generator)
         if self.ema and saved.get("ema"):
@@ -84,11 +90,23 @@ class Trainer:
             self.augmenter.load_state(saved["augment"])
         self.set_lr()  # the config and the schedule position decide (--force may have changed --lr)
 
+    def _check_position(self) -> None:
+        import torch
+
+        state, n = self.state, len(self.bundle.train)
+        if state.step_in_epoch > self.steps_per_epoch:
+            raise ValueError(f"step {state.step_in_epoch} of an epoch of {self.steps_per_epoch} steps")
+        if state.order is not None and not (
+                state.order.dtype == torch.int64 and state.order.shape == (n,)
+                and torch.equal(state.order.sort().values, torch.arange(n))):
+            raise ValueError(f"the saved data order is not a permutation of the {n} training images")
+
     def save_checkpoint(self) -> None:
         from deepdive.runs import STATE
         from deepdive.state import save_state
 
         save_state(self.run.file(STATE), self.checkpoint())
+        self.run.commit()  # a run this one replaced (--overwrite) can go now
 
     # -- the run ------------------------------------------------------------------
     def fit(self, summary: dict) -> dict:
@@ -189,9 +207,16 @@ class Trainer:
     def phase_backward(self, loss) -> float:
         loss.backward()
         value = float(loss.item())
-        if not math.isfinite(value):
-            raise RunFailed(f"the loss became {value} at epoch {self.state.epoch + 1}, step "
-                            f"{self.state.step_in_epoch + 1}: the run diverged (learning rate too high? data badly "
+        state = self.state
+        if state.global_step == 0 and state.first_loss is None:
+            state.first_loss = value
+        ceiling = self.cfg.divergence_factor * max(state.first_loss or 0.0, 0.01)
+        if not math.isfinite(value) or (state.first_loss is not None and value > ceiling):
+            grew = "" if not math.isfinite(value) else (
+                f", above {self.cfg.divergence_factor:g} times the first step's {state.first_loss:.4g} "
+                "(--divergence-factor)")
+            raise RunFailed(f"the loss became {value:.4g} at epoch {state.epoch + 1}, step "
+                            f"{state.step_in_epoch + 1}{grew}: the run diverged (learning rate too high? data badly "
                             "normalized? try a lower --lr or --grad-clip); the last good checkpoint is kept")
         return value
 
@@ -323,3 +348,25 @@ class Trainer:
         figures.update({k: record[k] for k in ("val_loss", "val_accuracy", "test_accuracy_train_mode")
                         if k in record})
         return figures
+
+
+def _check_same_hyperparameter_types(fresh: list[dict], loaded: list[dict]) -> None:
+    """A restored optimizer's settings must be of the kinds this optimizer uses (numbers, flags, pairs)."""
+    for new, old in zip(fresh, loaded):
+        for key, value in new.items():
+            if not _same_kind(value, old.get(key)):
+                raise ValueError(f"optimizer setting {key} is {old.get(key)!r}, this optimizer uses "
+                                 f"{type(value).__name__}")
+
+
+def _same_kind(fresh, saved) -> bool:
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if fresh is None or isinstance(fresh, bool):
+        return type(saved) is type(fresh)
+    if isinstance(fresh, (int, float)):
+        return number(saved)
+    if isinstance(fresh, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(fresh) and all(map(number, saved))
+    return type(saved) is type(fresh)

@@ -9,7 +9,7 @@ from typing import Any
 
 from deepdive import __version__
 from deepdive.config import TrainConfig
-from deepdive.errors import Interrupted, RunFailed
+from deepdive.errors import Interrupted, RunFailed, WriteFailed
 
 log = logging.getLogger("deepdive")
 
@@ -60,46 +60,99 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
                  run=None, forced: list[str] | None = None, clock=None, hooks=None) -> dict:
     """Everything ``deepdive train`` does: data, engine, model, optimizer, run folder, the loop.
 
-    With ``run`` (an existing folder) and ``resume_state`` the run continues
-    where its ``state.pt`` left it. ``clock`` and ``hooks`` are for tests (see
-    ``Stopwatch`` and ``train.hooks``).
+    With ``run`` (an existing, locked folder) and ``resume_state`` the run
+    continues where its ``state.pt`` left it; the checkpoint is restored and
+    checked before anything in the folder is written. ``clock`` and ``hooks``
+    are for tests (see ``Stopwatch`` and ``train.hooks``).
     """
     from deepdive.data import prepare_data
-    from deepdive.runs import CONFIG, RunDir
-    from deepdive.signals import StopFlag, catch_stop_signals
-    from deepdive.train.loop import Trainer
+    from deepdive.runs import RunDir
     from deepdive.train.threads import busy_cores, set_threads, warn_if_oversubscribed
 
-    busy = busy_cores()  # measured once: the thread rule and the warning share it
-    threads = set_threads(cfg.threads, cfg.model, busy)
-    if run is None:
-        RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
-    bundle = prepare_data(cfg)
-    parts = build_components(cfg, bundle)
-    _move_data_to(parts.engine, bundle)
-    if run is None:
-        run = _create_run(cfg, bundle, parts, overwrite)
-    elif forced:
-        run.write_json(CONFIG, cfg.to_dict())  # the changed run was built: now its config is in force
-    warn_if_oversubscribed(threads, busy)
+    try:
+        busy = busy_cores()  # measured once: the thread rule and the warning share it
+        threads = set_threads(cfg.threads, cfg.model, busy)
+        if run is None:
+            RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
+        bundle = prepare_data(cfg)
+        check_fits_data(cfg, bundle)
+        parts = build_components(cfg, bundle)
+        _move_data_to(parts.engine, bundle)
+        if run is None:
+            run = _create_run(cfg, bundle, parts, overwrite)
+        warn_if_oversubscribed(threads, busy)
+        return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
+    except BaseException:
+        if run is not None:
+            run.abandon()  # a run replaced by --overwrite comes back if the new one has no checkpoint yet
+        raise
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks) -> dict:
+    from deepdive.runs import CONFIG
+    from deepdive.signals import StopFlag, catch_stop_signals
+    from deepdive.train.loop import Trainer
+
     stop = StopFlag()
     with catch_stop_signals(stop):
         trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)
-        summary = _start_summary(cfg, run, bundle, trainer, resume_state, forced, threads)
+        summary = _resume_point(trainer, run, resume_state) if resume_state is not None else None
+        # -- everything is checked: from here on the run folder is written --
+        if forced:
+            run.write_json(CONFIG, cfg.to_dict())  # the changed run was built and restored: its config is in force
+        summary = _start_summary(cfg, run, bundle, trainer, summary, forced, threads)
         try:
             return trainer.fit(summary)
-        except RunFailed:
-            _set_status(run, "failed")
+        except RunFailed as exc:
+            if run.replaced is None:
+                _set_status(run, "failed")
+            if isinstance(exc, WriteFailed):
+                raise RunFailed(f"{exc}; the previous checkpoint is intact") from None
             raise
         except (Interrupted, KeyboardInterrupt):
             _set_status(run, "interrupted")
             log.warning("interrupted at epoch %d, step %d; resume with: deepdive train --resume %s",
                         trainer.state.epoch + 1, trainer.state.step_in_epoch, run.path)
             raise
-        except OSError as exc:  # disk full, folder removed, ...: the run failed, the input was fine
+        except OSError as exc:  # a folder removed under the run, ...: the run failed, the input was fine
             _set_status(run, "failed")
             raise RunFailed(f"writing to the run folder {run.path} failed ({exc.strerror or exc}): "
                             "free disk space or choose another --out; the previous checkpoint is intact") from None
+
+
+def _resume_point(trainer, run, saved: dict) -> dict:
+    """Restore ``saved`` into the trainer and read the run's summary and metrics - all checked, nothing
+    written: anything that does not fit is one ``UserError`` and the folder stays as it was."""
+    from deepdive.errors import UserError
+    from deepdive.runs import STATE
+
+    summary = run.summary()
+    run.metrics()  # every record checked now, before metrics.jsonl is rewritten
+    try:
+        trainer.restore(saved)
+    except UserError:
+        raise
+    except Exception as exc:  # another model's weights, a foreign optimizer state, a bad RNG state, ...
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"{run.file(STATE)} does not fit this run ({detail}): resume without the flags "
+                        "that change the model or data, or delete state.pt to restart the run") from None
+    return summary
+
+
+def check_fits_data(cfg: TrainConfig, bundle) -> None:
+    """Options that depend on the data's size, checked once it is loaded (before any file is written)."""
+    from deepdive.errors import UserError
+
+    side = min(bundle.input_shape[1:])
+    if cfg.augment != "none" and "crop" in cfg.augment and cfg.crop_pad >= side:
+        raise UserError(f"--crop-pad {cfg.crop_pad} is not smaller than the {side}-pixel images: "
+                        f"give at most {side - 1}")
+    if cfg.batch_size > len(bundle.train):
+        log.warning("warning: --batch-size %d is larger than the %d training images: each step takes them all",
+                    cfg.batch_size, len(bundle.train))
 
 
 def _move_data_to(engine, bundle) -> None:
@@ -124,15 +177,15 @@ def _create_run(cfg: TrainConfig, bundle, parts: Components, overwrite: bool):
     return run
 
 
-def _start_summary(cfg, run, bundle, trainer, resume_state, forced, threads) -> dict:
+def _start_summary(cfg, run, bundle, trainer, summary, forced, threads) -> dict:
     import torch
 
-    from deepdive.runs import SUMMARY
-
-    if resume_state is not None:
-        trainer.restore(resume_state)
+    resume = summary is not None
+    if resume:
+        removed = run.remove_orphan_temp_files()
+        if removed:
+            log.info("removed %d temp file(s) a killed write left in %s", len(removed), run.path)
         run.truncate_metrics(trainer.state.epoch)
-        summary = run.read_json(SUMMARY)
         log.info("resuming %s at epoch %d, step %d", run.path, trainer.state.epoch + 1, trainer.state.step_in_epoch)
     else:
         run.truncate_metrics(0)
@@ -145,7 +198,7 @@ def _start_summary(cfg, run, bundle, trainer, resume_state, forced, threads) -> 
                    torch_version=torch.__version__, deepdive_version=__version__)
     if forced:
         summary["resume_forced"] = summary.get("resume_forced", []) + forced
-    if resume_state is None:
+    if not resume:
         log.info("training %s on %s (%d train / %d test images, %s) -> %s", cfg.model, cfg.dataset,
                  len(bundle.train), len(bundle.test), summary["device"], run.path)
     return summary

@@ -26,6 +26,7 @@ class TrainState:
     target: dict | None = None  # --target-accuracy bookkeeping
     finished_early: bool = False  # the target or the time budget ended the run mid-schedule
     clocks: dict = field(default_factory=dict)  # the stopwatch's totals, saved with the rest
+    first_loss: float | None = None  # the run's first step's loss: the yardstick of --divergence-factor
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
