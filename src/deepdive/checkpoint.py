@@ -31,8 +31,16 @@ def load_weights(path: str | Path, expected: dict[str, tuple] | None = None) -> 
         raise UserError(f"no model weights at {path}: give a run folder whose training finished at least one epoch")
     try:
         arrays = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({exc}): retrain or restore the run folder") from None
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError, AttributeError, MemoryError,
+            OverflowError) as exc:
+        # TypeError, AttributeError: a dtype NumPy lacks (BF16, F8_*); the Rust reader checks declared sizes against the file
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise UserError(f"{path} is not a readable safetensors file of NumPy dtypes ({detail}): retrain or "
+                        "restore the run folder") from None
+    odd = sorted(name for name, array in arrays.items() if array.dtype.kind not in "fiub")
+    if odd:
+        raise UserError(f"{path}: {odd[0]} is of dtype {arrays[odd[0]].dtype}, not a number type: retrain or "
+                        "restore the run folder")
     if expected is not None:
         missing = sorted(set(expected) - set(arrays))
         extra = sorted(set(arrays) - set(expected))

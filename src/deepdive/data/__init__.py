@@ -54,7 +54,7 @@ def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle
     elif name == "imagefolder":
         from deepdive.data.imagefolder import load_imagefolder
         train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only,
-                                                workers=cfg.workers)
+                                                workers=cfg.workers, max_bytes=int(cfg.max_image_mb * (1 << 20)))
         mean, std = channel_mean_std(train.head(2000 if not isinstance(train, Split) else len(train))) \
             if len(train) else ((0.5,) * 3, (0.25,) * 3)
     elif name == "synthetic":

@@ -9,7 +9,7 @@ from typing import Any
 
 from deepdive import __version__
 from deepdive.config import TrainConfig
-from deepdive.errors import Interrupted, RunFailed, WriteFailed
+from deepdive.errors import Interrupted, RunFailed, UserError, WriteFailed
 
 log = logging.getLogger("deepdive")
 
@@ -106,6 +106,10 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
         summary = _start_summary(cfg, run, bundle, trainer, summary, forced, threads)
         try:
             return trainer.fit(summary)
+        except UserError:  # bad input found mid-run (an unreadable image while streaming with --strict)
+            if run.replaced is None:
+                _set_status(run, "failed")
+            raise
         except RunFailed as exc:
             if run.replaced is None:
                 _set_status(run, "failed")
@@ -126,7 +130,6 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
 def _resume_point(trainer, run, saved: dict) -> dict:
     """Restore ``saved`` into the trainer and read the run's summary and metrics - all checked, nothing
     written: anything that does not fit is one ``UserError`` and the folder stays as it was."""
-    from deepdive.errors import UserError
     from deepdive.runs import STATE
 
     summary = run.summary()
@@ -144,8 +147,6 @@ def _resume_point(trainer, run, saved: dict) -> dict:
 
 def check_fits_data(cfg: TrainConfig, bundle) -> None:
     """Options that depend on the data's size, checked once it is loaded (before any file is written)."""
-    from deepdive.errors import UserError
-
     side = min(bundle.input_shape[1:])
     if cfg.augment != "none" and "crop" in cfg.augment and cfg.crop_pad >= side:
         raise UserError(f"--crop-pad {cfg.crop_pad} is not smaller than the {side}-pixel images: "
