@@ -148,19 +148,21 @@ class RunDir:
             shutil.rmtree(aside, ignore_errors=True)
             lock.release()
 
-    def abandon(self) -> None:
-        """The new run failed before its first checkpoint: put the replaced run back in its place."""
+    def abandon(self) -> str:
+        """The new run failed before its first checkpoint: put the replaced run back in its place.
+        Returns what happened, for the error message ("" when nothing was replaced)."""
         if not self.replaced:
-            return
+            return ""
         aside, lock = self.replaced
         self.replaced = None
         try:
             shutil.rmtree(self.path)
             os.rename(aside, self.path)
-            log.warning("the previous run was put back in %s", self.path)
+            said = f"the previous run was put back in {self.path}"
         except OSError as exc:
-            log.warning("warning: could not put the previous run back (%s): it is kept at %s", exc.strerror, aside)
+            said = f"the previous run could not be put back ({exc.strerror}): it is kept at {aside}"
         lock.release()
+        return said
 
     def close(self) -> None:
         if self.lock:

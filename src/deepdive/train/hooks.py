@@ -9,7 +9,8 @@ The loop calls ``hooks(point, n)`` at:
 ``pause_hook_from_env`` builds the hook the tests drive from outside: with
 ``DEEPDIVE_PAUSE_AT=POINT:N`` and ``DEEPDIVE_PAUSE_FILE=PATH`` the process writes PATH
 when it reaches that point and waits there until a signal arrives, so a test can
-SIGKILL it, or SIGINT it, at exactly that point.
+SIGKILL it, or SIGINT it, at exactly that point - or until the test deletes PATH,
+and the run goes on as if it had never paused.
 """
 from __future__ import annotations
 
@@ -37,6 +38,6 @@ def pause_hook_from_env(stop) -> Hook:
         if point == where and n == int(number):
             with open(marker, "w") as f:
                 f.write(f"{point}:{n}\n")
-            while stop.signum is None:  # a SIGKILL ends the process here; SIGINT/SIGTERM set the flag
-                time.sleep(0.01)
+            while stop.signum is None and os.path.exists(marker):  # SIGKILL ends the process here;
+                time.sleep(0.01)  # SIGINT/SIGTERM set the flag; deleting the marker lets the run go on
     return pause

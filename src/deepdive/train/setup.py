@@ -82,9 +82,10 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
             run = _create_run(cfg, bundle, parts, overwrite)
         warn_if_oversubscribed(threads, busy)
         return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
-    except BaseException:
-        if run is not None:
-            run.abandon()  # a run replaced by --overwrite comes back if the new one has no checkpoint yet
+    except BaseException as exc:
+        said = run.abandon() if run is not None else ""  # a run --overwrite replaced comes back if the new
+        if said and isinstance(exc, (RunFailed, UserError)):  # one has no checkpoint yet
+            raise (RunFailed if isinstance(exc, RunFailed) else UserError)(f"{exc}; {said}") from None
         raise
     finally:
         if run is not None:

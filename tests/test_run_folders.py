@@ -1,0 +1,141 @@
+"""Run folders that cannot be lost: --overwrite only replaces a run folder no process holds, replacement
+puts the old run back when the new one fails early, and a resume that fails changes no byte."""
+import hashlib
+import json
+import os
+import signal
+
+import pytest
+
+from conftest import SYNTH, assert_one_line_error
+from test_resume import spawn, wait_for
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (hidden ones too) with the SHA-256 of its bytes."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            out[os.path.relpath(path, folder)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return out
+
+
+def train(cli, out, *args):
+    result = cli("train", *SYNTH, "--epochs", "1", "--out", out, *args)
+    assert result.code == 0, result.err
+    return result
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(cli, tmp_path):
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    result = cli("train", *SYNTH, "--epochs", "1", "--out", folder, "--overwrite")
+    assert_one_line_error(result, "not a deepdive run folder", "thesis.tex", "nothing was deleted")
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    # a run folder with a user's file dropped in is not replaced either
+    run = tmp_path / "run"
+    train(cli, run)
+    (run / "notes.txt").write_text("mine")
+    assert_one_line_error(cli("train", *SYNTH, "--out", run, "--overwrite"), "notes.txt")
+    assert (run / "notes.txt").exists() and (run / "config.json").exists()
+
+
+def test_overwrite_refuses_the_dataset_it_trains_on(cli, tmp_path):
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=3)
+    before = snapshot(root)
+    result = cli("train", "--dataset", "imagefolder", "--data-dir", root, "--image-size", "8", "--model",
+                 "perceptron", "--epochs", "1", "--out", root, "--overwrite")
+    assert_one_line_error(result, "not a deepdive run folder")
+    assert snapshot(root) == before
+
+
+def test_an_empty_folder_is_used_as_it_is(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    train(cli, tmp_path / "empty")
+    assert (tmp_path / "empty" / "summary.json").exists()
+
+
+def test_overwrite_replaces_a_run_and_deletes_the_old_one_after_the_first_checkpoint(cli, tmp_path):
+    run = tmp_path / "run"
+    train(cli, run, "--seed", "1")
+    old_weights = (run / "model.safetensors").read_bytes()
+    train(cli, run, "--seed", "2", "--overwrite")
+    assert json.loads((run / "config.json").read_text())["seed"] == 2
+    assert (run / "model.safetensors").read_bytes() != old_weights
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # the old run, set aside, is gone
+
+
+def test_overwrite_puts_the_old_run_back_when_the_new_one_fails_before_a_checkpoint(cli, tmp_path):
+    run = tmp_path / "run"
+    train(cli, run)
+    before = snapshot(run)
+    result = cli("train", *SYNTH, "--optimizer", "sgd", "--lr", "1e30", "--out", run, "--overwrite")
+    assert result.code == 1 and "diverged" in result.err and "put back" in result.err
+    assert snapshot(run) == before
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_live_run_holds_its_folder_against_overwrite_and_resume(tmp_path):
+    """Two runs on one folder: the second is refused while the first holds it; the first completes."""
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    first = spawn("train", *SYNTH, "--epochs", "2", "--out", run, pause_at="step:3", marker=marker)
+    wait_for(marker, first)
+    before = snapshot(run)
+    for args in (["train", *SYNTH, "--epochs", "2", "--out", run, "--overwrite"], ["train", "--resume", run]):
+        second = spawn(*args)
+        _, err = second.communicate(timeout=120)
+        second.code, second.err = second.returncode, err
+        assert_one_line_error(second, "in use by another deepdive process")
+    assert snapshot(run) == before
+    marker.unlink()  # the first run goes on
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_stale_lock_after_a_crash_does_not_block(tmp_path):
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    first = spawn("train", *SYNTH, "--epochs", "2", "--out", run, pause_at="checkpoint:1", marker=marker)
+    wait_for(marker, first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    resumed = spawn("train", "--resume", run)
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (["--model", "article-cnn"], "needs images of at least 9x9"),  # refused when the model is built
+    (["--model", "perceptron"], "state.pt does not fit this run"),  # built, then the weights do not fit
+    (["--engine", "scratch"], "state.pt does not fit this run"),
+    (["--synthetic-shape", "1,9,9"], "state.pt does not fit this run"),
+    (["--optimizer", "sgd"], "state.pt does not fit this run"),  # adam's state into sgd
+])
+def test_a_failed_forced_resume_changes_no_byte(cli, tmp_path, change, fragment):
+    run = tmp_path / "run"
+    train(cli, run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["status"] = "interrupted"  # so that resume has work to do
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / ".state.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a killed write's leftover
+    before = snapshot(run)
+    result = cli("train", "--resume", run, "--force", "--epochs", "2", *change)
+    assert_one_line_error(result, fragment)
+    assert snapshot(run) == before
+
+
+def test_resume_removes_orphan_temp_files(cli, tmp_path):
+    run = tmp_path / "run"
+    train(cli, run)
+    (run / ".state.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (run / ".model.safetensors.x1.tmp").write_bytes(b"half")
+    assert cli("train", "--resume", run, "--force", "--epochs", "2").code == 0
+    assert not [n for n in os.listdir(run) if n.endswith(".tmp")]
+
+
+def test_resume_of_a_file_says_it_is_a_file(cli, tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert_one_line_error(cli("train", "--resume", tmp_path / "f"), "is a file, not a run folder")
