@@ -112,8 +112,9 @@ def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
                                 "this reader accepts: check the file")
             held = _data_length(f, path, header, size)
             if held != size:
-                raise UserError(f"idx file {path} holds {held}{'+' if held > size else ''} bytes of data but its "
-                                f"header {tuple(shape)} needs {size}: the file is truncated or corrupt; replace it")
+                holds = f"more than {size}" if held > size else str(held)
+                raise UserError(f"idx file {path} holds {holds} bytes of data but its header {tuple(shape)} "
+                                f"needs {size}: the file is truncated or corrupt; replace it")
         data = np.empty(size, dtype=np.uint8)
         with _open(path) as f:
             f.read(header)

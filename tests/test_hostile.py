@@ -1,0 +1,326 @@
+"""Every bad input found by trying deepdive as an attacker or a careless user would: one line, the right
+exit code, no traceback, nothing changed - and tiny files that declare gigabytes stay tiny in memory."""
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SYNTH, assert_one_line_error
+from hostile_files import (blank_images_pickle, cifar_folder, cifar_labels_batch, gzip_idx_bomb,
+                           nine_byte_pickle, object_dtype_pickle)
+from test_run_folders import snapshot
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory):
+    """A finished one-epoch run, copied afresh for each test that damages it."""
+    from deepdive.cli import main
+    run = tmp_path_factory.mktemp("done") / "run"
+    assert main(["-q", "train", *SYNTH, "--epochs", "1", "--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture
+def run(done_run, tmp_path):
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(done_run, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["status"] = "interrupted"  # resume has work to do
+    (copy / "summary.json").write_text(json.dumps(summary))
+    return copy
+
+
+def edit_state(run, change):
+    state = torch.load(run / "state.pt", weights_only=True)
+    change(state)
+    torch.save(state, run / "state.pt")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda s: s.pop("rng"), "lacks rng"),
+    (lambda s: s["loop"].update(epoch="one"), "loop.epoch should be an integer, not 'one'"),
+    (lambda s: s.update(model={"foo.weight": torch.zeros(3)}), "does not fit this run"),
+    (lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8)), "does not fit this run"),
+    (lambda s: s["loop"].update(order=torch.arange(5)), "does not fit this run"),
+    (lambda s: s["optimizer"]["param_groups"][0].update(betas="ab"), "does not fit this run"),
+    (lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(2, 2)), "does not fit this run"),
+])
+def test_a_state_pt_wrong_inside_is_one_line_and_changes_nothing(cli, run, change, fragment):
+    edit_state(run, change)
+    before = snapshot(run)
+    assert_one_line_error(cli("train", "--resume", run), fragment)
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn])
+def test_safetensors_of_dtypes_numpy_lacks(cli, run, dtype):
+    from safetensors.torch import save_file
+    save_file({"net.0.weight": torch.zeros(3, dtype=dtype)}, str(run / "model.safetensors"))
+    assert_one_line_error(cli("evaluate", run), "not a readable safetensors file")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m.update(classes=5), "classes should be a list"),
+    (lambda m: m.pop("input_shape"), "lacks input_shape"),
+    (lambda m: m.update(model="../../../tmp/evil"), "model should be one of"),
+    (lambda m: m.update(input_shape=[3, 100000, 100000]), "input_shape should be [C, H, W]"),
+    (lambda m: m.update(std=[0.0]), "std[0] should be a number > 0"),
+    (lambda m: m.update(options={"widths": [64]}), "unexpected key(s) widths"),
+])
+def test_model_json_wrong_inside(cli, run, change, fragment):
+    info = json.loads((run / "model.json").read_text())
+    change(info)
+    (run / "model.json").write_text(json.dumps(info))
+    for command in (["evaluate", run], ["predict", run, __file__], ["train", "--resume", run]):
+        assert_one_line_error(cli(*command), "model.json", fragment)
+
+
+def test_config_json_of_wrong_types(cli, run, tmp_path):
+    config = json.loads((run / "config.json").read_text())
+    config["epochs"] = "ten"
+    (run / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(cli("evaluate", run), "config.json", "epochs should be an integer")
+    assert_one_line_error(cli("train", "--config", run / "config.json"), "epochs should be an integer")
+    config.update(epochs=1, lr=[1], synthetic={"shape": [1, 8, 8], "classes": "4", "train": 10, "test": 10})
+    (run / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(cli("train", "--config", run / "config.json"), "lr should be a finite number")
+    (tmp_path / "nan.json").write_text('{"lr": NaN}')
+    assert_one_line_error(cli("train", "--config", tmp_path / "nan.json"), "lr should be a finite number")
+
+
+def test_summary_and_metrics_wrong_inside(cli, run):
+    before = (run / "summary.json").read_text()
+    (run / "summary.json").write_text("[1, 2]")
+    assert_one_line_error(cli("train", "--resume", run), "summary.json", "should be an object")
+    (run / "summary.json").write_text(before)
+    (run / "metrics.jsonl").write_text('{"train_loss": 1.0}\n')
+    assert_one_line_error(cli("train", "--resume", run), "metrics.jsonl line 1", "lacks epoch")
+
+
+@pytest.mark.parametrize("labels, fragment", [([2 ** 70, 0], "labels that do not match"),
+                                              ([-2 ** 64, 0], "labels that do not match"),
+                                              ([float("inf"), 0], "labels that do not match"),
+                                              ([1], "labels that do not match")])
+def test_cifar_labels_out_of_any_range(cli, tmp_path, labels, fragment):
+    cifar_folder(tmp_path / "data", cifar_labels_batch(labels) if len(labels) > 1 else
+                 pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": labels}, protocol=2))
+    result = cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "data", "--no-download",
+                 "--out", tmp_path / "run")
+    assert_one_line_error(result, fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seed", "99999999999999999999999"], "--seed"),
+    (["--augment", "crop-flip", "--crop-pad", "100"], "--crop-pad 100 is not smaller than the 8-pixel images"),
+    (["--weight-decay", "nan"], "--weight-decay"),
+    (["--weight-decay", "inf"], "--weight-decay"),
+    (["--synthetic-shape", "3,5000,5000"], "synthetic dataset spec"),
+    (["--synthetic-classes", "1000000000"], "synthetic dataset spec"),
+    (["--image-size", "100000"], "--image-size 100000 is too large"),
+    (["-j", "-1"], "--workers -1 is invalid"),
+    (["--divergence-factor", "0.5"], "--divergence-factor"),
+    (["--max-image-mb", "-1"], "--max-image-mb"),
+])
+def test_bad_flag_values(cli, tmp_path, args, fragment):
+    assert_one_line_error(cli("train", *SYNTH, "--out", tmp_path / "run", *args), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_memory_limit_that_is_not_a_number(cli, tmp_path, monkeypatch):
+    from test_data_imagefolder import make_tree
+    monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "abc")
+    result = cli("train", "--dataset", "imagefolder", "--data-dir", make_tree(tmp_path / "tree", per_class=2),
+                 "--out", tmp_path / "run")
+    assert_one_line_error(result, "DEEPDIVE_MEMORY_LIMIT='abc'")
+
+
+def test_limits_and_batch_sizes_above_the_data_are_clamped_with_a_warning(cli, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="deepdive"):
+        result = cli("train", *SYNTH, "--epochs", "1", "--limit-train", "1000000000", "--limit-test", "999999",
+                     "-b", "1000000000000", "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.err
+    assert "--limit-train 1000000000 is more than the 2000 train images" in caplog.text
+    assert "--limit-test 999999 is more than the 500 test images" in caplog.text
+    assert "--batch-size 1000000000000 is larger than the 2000 training images" in caplog.text
+
+
+def test_a_loss_that_explodes_without_nan_fails_the_run(cli, tmp_path):
+    result = cli("train", *SYNTH, "--lr", "1e9", "--epochs", "2", "--out", tmp_path / "run")
+    assert result.code == 1, result.err
+    assert "above 1000 times the first step's" in result.err and "--divergence-factor" in result.err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
+    # the same run with a factor it stays under trains on (the check follows the flag)
+    assert cli("train", *SYNTH, "--lr", "1e9", "--epochs", "1", "--divergence-factor", "1e300",
+               "--out", tmp_path / "run2").code in (0, 1)
+
+
+def test_divergence_factor_is_the_first_losses_multiple(tmp_path):
+    """The threshold is factor x the first step's loss: a run whose loss grows 3x fails at factor 2 only."""
+    from deepdive.config import TrainConfig
+    from deepdive.errors import RunFailed
+    from deepdive.train.loop import Trainer
+
+    class Fake:
+        cfg = TrainConfig(divergence_factor=2.0)
+
+    for factor, fails in ((2.0, True), (4.0, False)):
+        fake = Fake()
+        fake.cfg = TrainConfig(divergence_factor=factor)
+        from deepdive.train.state import TrainState
+        fake.state = TrainState()
+        losses = iter([1.0, 3.0])
+
+        class Loss:
+            def backward(self):
+                pass
+
+            def item(self):
+                return next(losses)
+
+        Trainer.phase_backward(fake, Loss())
+        fake.state.record_step(1.0, 1)
+        if fails:
+            with pytest.raises(RunFailed, match="above 2 times the first step's 1"):
+                Trainer.phase_backward(fake, Loss())
+        else:
+            assert Trainer.phase_backward(fake, Loss()) == 3.0
+
+
+def run_measured(args, env=None, preexec=None):
+    """``deepdive ARGS`` in a child; returns (exit code, stderr, peak resident memory in MB)."""
+    code = ("import resource, sys\nfrom deepdive.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+            "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, **(env or {})), preexec_fn=preexec, cwd=ROOT)
+    lines = done.stderr.splitlines()
+    rss = [int(line.split()[1]) / 1024 for line in lines if line.startswith("MAXRSS")]
+    return done.returncode, "\n".join(line for line in lines if not line.startswith("MAXRSS")), rss[0]
+
+
+def test_tiny_files_that_declare_gigabytes_stay_small(tmp_path):
+    """The acceptance check: refused with at most 200 MB more resident memory than a tiny synthetic run."""
+    code, err, baseline = run_measured(["train", "--model", "simplenet", "--dataset", "synthetic", "--epochs", "1",
+                                        "--out", tmp_path / "baseline"])
+    assert code == 0, err
+    cases = {"nine": nine_byte_pickle(), "object": object_dtype_pickle(), "blank": blank_images_pickle()}
+    assert len(cases["nine"]) <= 9 and len(cases["object"]) <= 200 and len(cases["blank"]) <= 300
+    for name, batch in cases.items():
+        data = cifar_folder(tmp_path / name, batch)
+        code, err, rss = run_measured(["train", "--dataset", "cifar10", "--data-dir", data, "--no-download",
+                                       "--out", tmp_path / f"run-{name}"])
+        assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, (name, err)
+        assert rss <= baseline + 200, (name, rss, baseline)
+    bomb = gzip_idx_bomb(tmp_path / "bomb", megabytes=1000)
+    assert os.path.getsize(bomb / "train-images-idx3-ubyte.gz") < 1.2e6
+    code, err, rss = run_measured(["train", "--dataset", "mnist", "--data-dir", bomb, "--out", tmp_path / "run-gz"])
+    assert code == 2 and "holds more than 47040000 bytes of data but its header (60000, 28, 28) needs 47040000" in err, err
+    assert rss <= baseline + 200, (rss, baseline)
+
+
+def test_disk_full_is_one_line_naming_the_file_and_keeps_the_last_checkpoint(tmp_path):
+    """A real failed write - a file-size limit makes the kernel refuse it, as a full disk does - inside
+    torch.save: exit 1, one line naming state.pt and the free space, status failed, epoch 1's checkpoint
+    intact, no temp file left, and the run resumes once writes work again."""
+    import signal
+    run = tmp_path / "run"
+    code, err, _ = run_measured(["train", *SYNTH, "--epochs", "1", "--out", run])
+    assert code == 0, err
+    state_before = (run / "state.pt").read_bytes()
+    limit = (run / "model.safetensors").stat().st_size + 4096  # weights fit; state.pt (weights + Adam's) not
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    code, err, _ = run_measured(["train", "--resume", run, "--force", "--epochs", "3"], preexec=small_files)
+    assert code == 1, err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if "failed" in line]) == 1, err
+    assert "writing" in err and "state.pt failed" in err and "free there" in err and "checkpoint is intact" in err
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    assert (run / "state.pt").read_bytes() == state_before
+    assert not [n for n in os.listdir(run) if n.endswith(".tmp")]
+    code, err, _ = run_measured(["train", "--resume", run])
+    assert code == 0, err
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+
+
+def imagefolder_args(root, tmp_path, name, *extra):
+    return ["train", "--dataset", "imagefolder", "--data-dir", root, "--image-size", "8", "--model", "perceptron",
+            "--epochs", "1", "-j", "0", "--out", tmp_path / name, *extra]
+
+
+def test_decompression_bomb_is_one_more_unreadable_file(cli, tmp_path, monkeypatch, caplog):
+    from PIL import Image
+
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=2, size=(20, 20))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL warns above 1,000 pixels, refuses above 2,000
+    Image.new("RGB", (40, 40)).save(root / "train" / "cat" / "bomb.png")  # 1,600 pixels: a warning in PIL
+    with caplog.at_level("WARNING", logger="deepdive"):
+        result = cli(*imagefolder_args(root, tmp_path, "run"))
+    assert result.code == 0, result.err
+    assert "skipped 1 unreadable or non-image file(s)" in caplog.text and "bomb.png" in caplog.text
+    assert "DecompressionBombWarning" not in result.err + caplog.text
+
+
+def test_a_huge_sparse_file_in_an_image_folder_is_never_read(cli, tmp_path, caplog):
+    """64 GB on paper, nothing on disk: skipped as above --max-image-mb, and neither hashed nor decoded
+    (the bytes this process reads, from /proc/self/io, stay far below the file's size)."""
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=2)
+    with open(root / "train" / "dog" / "huge.png", "wb") as f:
+        f.truncate(64 << 30)
+
+    def bytes_read():
+        return int(next(line for line in open("/proc/self/io") if line.startswith("rchar")).split()[1])
+
+    before = bytes_read()
+    with caplog.at_level("WARNING", logger="deepdive"):
+        result = cli(*imagefolder_args(root, tmp_path, "run"))
+    assert result.code == 0, result.err
+    assert bytes_read() - before < 1 << 30
+    assert "skipped 1 unreadable" in caplog.text and "huge.png" in caplog.text
+
+
+def streaming_tree(tmp_path):
+    from PIL import Image
+
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=2)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")  # its header says so
+    whole = root / "train" / "dog" / "whole.png"
+    Image.new("RGB", (40, 30), (9, 99, 199)).save(whole)
+    (root / "train" / "dog" / "cut.png").write_bytes(whole.read_bytes()[:-30])  # opens; its pixels do not
+    return root
+
+
+def test_streaming_keeps_the_skip_and_strict_contract(cli, tmp_path, monkeypatch, caplog):
+    """The same unreadable files, decoded in memory and streamed from disk: the same refusal with --strict,
+    the same warning without (streaming names the file whose body fails when its batch is formed)."""
+    root = streaming_tree(tmp_path)
+    in_memory = cli(*imagefolder_args(root, tmp_path, "mem", "--strict"))
+    assert_one_line_error(in_memory, "cannot read image", "remove or replace them, or drop --strict")
+    monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "1")
+    for name in ("notes.txt", "cut.png"):
+        streamed = cli(*imagefolder_args(root, tmp_path, f"stream-{name}", "--strict"))
+        assert_one_line_error(streamed, "cannot read image", "remove or replace them, or drop --strict")
+        assert name in streamed.err
+        if name == "notes.txt":
+            (root / "train" / "cat" / "notes.txt").unlink()  # now only the file that fails mid-epoch is left
+    assert json.loads((tmp_path / "stream-cut.png" / "summary.json").read_text())["status"] == "failed"
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    with caplog.at_level("WARNING", logger="deepdive"):
+        result = cli(*imagefolder_args(root, tmp_path, "stream", "--json"))
+    assert result.code == 0, result.err
+    assert "skipped 1 unreadable or non-image file(s): " in caplog.text and "notes.txt" in caplog.text
+    assert "skipped 1 unreadable or non-image file(s) found while streaming: " in caplog.text
+    assert "cut.png" in caplog.text
+    assert result.json()["train_examples"] == 3 * 2 + 2  # the cut file stays listed; its batch drops it
