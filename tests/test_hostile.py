@@ -324,3 +324,13 @@ def test_streaming_keeps_the_skip_and_strict_contract(cli, tmp_path, monkeypatch
     assert "skipped 1 unreadable or non-image file(s) found while streaming: " in caplog.text
     assert "cut.png" in caplog.text
     assert result.json()["train_examples"] == 3 * 2 + 2  # the cut file stays listed; its batch drops it
+
+
+def test_other_libraries_info_lines_stay_quiet():
+    """Only deepdive's logger speaks at INFO (torch printed "FakeTensor cache stats" at exit when Ctrl-C
+    cut its import short, its loggers then unconfigured and inheriting the CLI's INFO level)."""
+    code = ("import logging, sys\nfrom deepdive.cli import main\nmain(['list'])\n"
+            "logging.getLogger('some.library').info('chatter')\nlogging.getLogger('deepdive').info('ours')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "chatter" not in done.stderr and "ours" in done.stderr

@@ -430,8 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    # Only deepdive's own logger speaks at INFO: other libraries' INFO lines (torch's "FakeTensor cache
+    # stats" at exit, when Ctrl-C interrupts its import before it configures its loggers) stay quiet.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit

@@ -232,7 +232,7 @@ def read_config_file(path: str | Path) -> dict:
         values = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist: give the config.json of a run folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5,000-digit int
         raise UserError(f"config file {path} is not valid JSON ({exc}): give the config.json of a run folder") from None
     if not isinstance(values, dict):
         raise UserError(f"config file {path} does not hold a JSON object: give the config.json of a run folder")

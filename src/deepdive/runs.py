@@ -182,7 +182,7 @@ class RunDir:
             return json.loads(text)
         except FileNotFoundError:
             raise UserError(f"{path} is missing: the run folder is incomplete; retrain it") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5,000-digit int
             raise UserError(f"{path} is not valid JSON ({str(exc)[:120]}): the run folder is damaged; "
                             "retrain it") from None
 
@@ -260,11 +260,12 @@ MAX_JSON_BYTES = 64 << 20  # a run's JSON files are kilobytes; a larger one is n
 
 
 def read_text_bounded(path: Path, limit: int) -> str:
-    if os.stat(path).st_size > limit:
-        raise UserError(f"{path} is {os.stat(path).st_size / 1e6:.0f} MB, far larger than deepdive writes: "
+    size = os.stat(path).st_size
+    if size > limit:
+        raise UserError(f"{path} is {size / 1e6:.0f} MB, far larger than deepdive writes: "
                         "the run folder is damaged; retrain it")
     with open(path, "rb") as f:
-        return f.read(limit + 1).decode()
+        return f.read(size + 1).decode()  # read(n) allocates n bytes up front: ask for what the file holds
 
 
 def _claimable(path: Path, overwrite: bool) -> bool:
@@ -287,6 +288,6 @@ def _claimable(path: Path, overwrite: bool) -> bool:
 def _complete_record(line: str) -> dict | None:
     try:
         record = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):  # a line torn by a crash mid-append
+    except (ValueError, RecursionError):  # a line torn by a crash mid-append
         return None
     return record

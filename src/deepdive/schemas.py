@@ -79,7 +79,10 @@ def describe(schema) -> str:
 
 
 def _shown(value) -> str:
-    text = repr(value)
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (int, float, str)):
+        return f"a {type(value).__name__} of shape {tuple(shape)}"
+    text = " ".join(repr(value).split())  # one line, whatever the value
     return text if len(text) <= 40 else text[:37] + "..."
 
 

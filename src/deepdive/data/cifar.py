@@ -146,7 +146,7 @@ def _read_capped(path: Path, limit: int) -> bytes:
         raise UserError(f"CIFAR-10 file {path} is {size / 1e6:.0f} MB, larger than any genuine one "
                         f"({limit / 1e6:.0f} MB at most): replace it with a good copy")
     with open(path, "rb") as f:
-        return f.read(limit + 1)
+        return f.read(size + 1)  # read(n) allocates n bytes up front: ask for what the file holds
 
 
 def _read_meta(folder: Path) -> list[str]:

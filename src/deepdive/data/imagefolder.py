@@ -11,6 +11,8 @@ rather than printed as two lines of Python warning.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -123,42 +125,59 @@ class UnreadableImage(Exception):
     pass
 
 
+MAX_PIXELS = 1 << 26  # 67 M pixels (a 48 MP photo fits): decoding one image then stays under ~0.5 GB
+
+
 def load_image(path: Path, size: tuple[int, int], channels: int = 3,
                max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Open any image PIL reads, convert to RGB (or grey for 1 channel), resize: (H, W, C) uint8.
 
     Training data and ``predict`` both go through here, so a file is seen the same way by both.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    _bombs_are_errors()
-    try:
-        if os.stat(path).st_size > max_bytes:
-            raise UnreadableImage(f"larger than {max_bytes / (1 << 20):g} MB (--max-image-mb)")
-        with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            if img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise UnreadableImage(f"{type(exc).__name__}") from None
+    with _opened(path, max_bytes, whole=True) as img:
+        img = img.convert("RGB" if channels == 3 else "L")
+        if img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.BILINEAR)
+        array = np.asarray(img, dtype=np.uint8)
     return array[:, :, None] if array.ndim == 2 else array
 
 
 def check_header(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
     """What opening a file costs (its header, not its pixels): raises ``UnreadableImage`` for a file
-    PIL does not recognise, one above ``max_bytes`` or a decompression bomb."""
+    PIL does not recognise, one above ``max_bytes``, above ``MAX_PIXELS``, or a decompression bomb."""
+    with _opened(path, max_bytes):
+        pass
+
+
+@contextlib.contextmanager
+def _opened(path: Path, max_bytes: int, whole: bool = False):
+    """``Image.open`` (which reads the header only) behind the size and pixel ceilings; every way PIL
+    fails - on the header here, or on the pixels in the caller's block - becomes ``UnreadableImage``.
+
+    ``whole``: the pixels will be decoded, so the file is read into memory first and PIL reads from
+    that. PIL asks its file for a chunk's *declared* length at once (a PNG IDAT claiming 3 GB), and a
+    real file object allocates what is asked; an in-memory one returns only what there is.
+    """
     from PIL import Image, UnidentifiedImageError
 
     _bombs_are_errors()
     try:
-        if os.stat(path).st_size > max_bytes:
+        size = os.stat(path).st_size
+        if size > max_bytes:
             raise UnreadableImage(f"larger than {max_bytes / (1 << 20):g} MB (--max-image-mb)")
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+        if whole:
+            with open(path, "rb") as f:
+                source = io.BytesIO(f.read(size + 1))
+        else:
+            source = path
+        with Image.open(source) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise UnreadableImage(f"{img.width}x{img.height} pixels, more than {MAX_PIXELS:,}")
+            yield img
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableImage(f"{type(exc).__name__}") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +137,9 @@ def _resume_point(trainer, run, saved: dict) -> dict:
     summary = run.summary()
     run.metrics()  # every record checked now, before metrics.jsonl is rewritten
     try:
-        trainer.restore(saved)
+        with warnings.catch_warnings():  # a foreign state makes torch warn on its way to failing: one line only
+            warnings.simplefilter("ignore")
+            trainer.restore(saved)
     except UserError:
         raise
     except Exception as exc:  # another model's weights, a foreign optimizer state, a bad RNG state, ...
