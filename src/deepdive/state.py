@@ -70,7 +70,7 @@ def load_state(path: str | Path) -> dict:
             MemoryError, OverflowError) as exc:
         raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}): delete it to restart the run "
                         "from its last good files") from None
-    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
+    if not isinstance(state, dict) or "format" not in state:
         raise UserError(f"{path} is not a deepdive training state (format {FORMAT}): delete it to restart the run")
     from deepdive.schemas import check_state
     check_state(state, str(path))
