@@ -78,22 +78,27 @@ def test_overwrite_puts_the_old_run_back_when_the_new_one_fails_before_a_checkpo
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
-def test_a_live_run_holds_its_folder_against_overwrite_and_resume(tmp_path):
-    """Two runs on one folder: the second is refused while the first holds it; the first completes."""
+def test_two_overwrites_of_one_folder_one_runs_the_other_is_refused(cli, tmp_path):
+    """Two `--overwrite` runs on one run folder: the first holds it (paused at step 3, the old run set
+    aside), the second - and a resume - are refused and change nothing; the first completes."""
     run, marker = tmp_path / "run", tmp_path / "paused"
-    first = spawn("train", *SYNTH, "--epochs", "2", "--out", run, pause_at="step:3", marker=marker)
+    train(cli, run, "--seed", "1")
+    first = spawn("train", *SYNTH, "--epochs", "2", "--seed", "2", "--out", run, "--overwrite",
+                  pause_at="step:3", marker=marker)
     wait_for(marker, first)
-    before = snapshot(run)
+    before = snapshot(tmp_path)
     for args in (["train", *SYNTH, "--epochs", "2", "--out", run, "--overwrite"], ["train", "--resume", run]):
         second = spawn(*args)
         _, err = second.communicate(timeout=120)
         second.code, second.err = second.returncode, err
         assert_one_line_error(second, "in use by another deepdive process")
-    assert snapshot(run) == before
+    assert snapshot(tmp_path) == before
     marker.unlink()  # the first run goes on
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert json.loads((run / "config.json").read_text())["seed"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # the replaced run went with the first checkpoint
 
 
 def test_a_stale_lock_after_a_crash_does_not_block(tmp_path):
