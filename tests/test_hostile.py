@@ -193,46 +193,66 @@ def test_divergence_factor_is_the_first_losses_multiple(tmp_path):
             assert Trainer.phase_backward(fake, Loss()) == 3.0
 
 
+CHILD = """
+import resource, sys, json
+from deepdive.cli import main
+codes = []
+try:
+    for argv in json.loads(sys.argv[1]):
+        codes.append(main(argv))
+        print("END", file=sys.stderr)
+finally:
+    print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, json.dumps(codes), file=sys.stderr)
+"""
+
+
+def run_measured_many(commands, env=None, preexec=None):
+    """Several ``deepdive`` commands, one after another in one child process; returns their exit codes,
+    their stderr (one string per command) and the child's peak resident memory in MB."""
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([list(map(str, c)) for c in commands])],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, **(env or {})),
+                          preexec_fn=preexec, cwd=ROOT)
+    *errs, last = done.stderr.split("MAXRSS")
+    rss, codes = last.split(maxsplit=1)
+    texts = [t.strip() for t in "".join(errs).split("END")][:len(commands)]
+    codes = json.loads(codes)
+    codes += [done.returncode] * (len(commands) - len(codes))  # a command that ended the child
+    return codes, texts + [""] * (len(commands) - len(texts)), int(rss) / 1024
+
+
 def run_measured(args, env=None, preexec=None):
     """``deepdive ARGS`` in a child; returns (exit code, stderr, peak resident memory in MB)."""
-    code = ("import resource, sys\nfrom deepdive.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
-            "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-            "sys.exit(rc)\n")
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, **(env or {})), preexec_fn=preexec, cwd=ROOT)
-    lines = done.stderr.splitlines()
-    rss = [int(line.split()[1]) / 1024 for line in lines if line.startswith("MAXRSS")]
-    return done.returncode, "\n".join(line for line in lines if not line.startswith("MAXRSS")), rss[0]
+    codes, texts, rss = run_measured_many([args], env, preexec)
+    return codes[0], texts[0], rss
 
 
 def test_tiny_files_that_declare_gigabytes_stay_small(tmp_path):
-    """The acceptance check: refused with at most 200 MB more resident memory than a tiny synthetic run."""
+    """The acceptance check: refused with at most 200 MB more resident memory than a tiny synthetic run.
+    The four hostile commands share one child, whose peak is the largest of theirs."""
     code, err, baseline = run_measured(["train", "--model", "simplenet", "--dataset", "synthetic", "--epochs", "1",
                                         "--out", tmp_path / "baseline"])
     assert code == 0, err
     cases = {"nine": nine_byte_pickle(), "object": object_dtype_pickle(), "blank": blank_images_pickle()}
     assert len(cases["nine"]) <= 9 and len(cases["object"]) <= 200 and len(cases["blank"]) <= 300
-    for name, batch in cases.items():
-        data = cifar_folder(tmp_path / name, batch)
-        code, err, rss = run_measured(["train", "--dataset", "cifar10", "--data-dir", data, "--no-download",
-                                       "--out", tmp_path / f"run-{name}"])
-        assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, (name, err)
-        assert rss <= baseline + 200, (name, rss, baseline)
+    commands = [["train", "--dataset", "cifar10", "--data-dir", cifar_folder(tmp_path / name, batch),
+                 "--no-download", "--out", tmp_path / f"run-{name}"] for name, batch in cases.items()]
     bomb = gzip_idx_bomb(tmp_path / "bomb", megabytes=1000)
     assert os.path.getsize(bomb / "train-images-idx3-ubyte.gz") < 1.2e6
-    code, err, rss = run_measured(["train", "--dataset", "mnist", "--data-dir", bomb, "--out", tmp_path / "run-gz"])
-    assert code == 2 and "holds more than 47040000 bytes of data but its header (60000, 28, 28) needs 47040000" in err, err
+    commands.append(["train", "--dataset", "mnist", "--data-dir", bomb, "--out", tmp_path / "run-gz"])
+    codes, errs, rss = run_measured_many(commands)
+    for code, err in zip(codes, errs):
+        assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, (codes, errs)
+    assert "holds more than 47040000 bytes of data but its header (60000, 28, 28) needs 47040000" in errs[-1]
     assert rss <= baseline + 200, (rss, baseline)
 
 
-def test_disk_full_is_one_line_naming_the_file_and_keeps_the_last_checkpoint(tmp_path):
+def test_disk_full_is_one_line_naming_the_file_and_keeps_the_last_checkpoint(cli, tmp_path):
     """A real failed write - a file-size limit makes the kernel refuse it, as a full disk does - inside
     torch.save: exit 1, one line naming state.pt and the free space, status failed, epoch 1's checkpoint
     intact, no temp file left, and the run resumes once writes work again."""
     import signal
     run = tmp_path / "run"
-    code, err, _ = run_measured(["train", *SYNTH, "--epochs", "1", "--out", run])
-    assert code == 0, err
+    assert cli("train", *SYNTH, "--epochs", "1", "--out", run).code == 0
     state_before = (run / "state.pt").read_bytes()
     limit = (run / "model.safetensors").stat().st_size + 4096  # weights fit; state.pt (weights + Adam's) not
 
@@ -247,8 +267,7 @@ def test_disk_full_is_one_line_naming_the_file_and_keeps_the_last_checkpoint(tmp
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert (run / "state.pt").read_bytes() == state_before
     assert not [n for n in os.listdir(run) if n.endswith(".tmp")]
-    code, err, _ = run_measured(["train", "--resume", run])
-    assert code == 0, err
+    assert cli("train", "--resume", run).code == 0
     assert json.loads((run / "summary.json").read_text())["epochs"] == 3
 
 
