@@ -73,3 +73,20 @@ def gzip_idx_bomb(folder: Path, megabytes: int = 1000) -> Path:
         with gzip.open(folder / (stem + ".gz"), "wb") as f:
             f.write(struct.pack(f">HBB{len(shape)}I", 0, 8, len(shape), *shape) + bytes(int(np.prod(shape))))
     return folder
+
+
+def reused_string_pickle(size: int = 10_000, times: int = 20_000) -> bytes:
+    """One memoized string fed to ``_codecs.encode`` ``times`` times: size x times bytes from size bytes."""
+    text = b"a" * size
+    return (b"\x80\x02c_codecs\nencode\nq\x000X" + struct.pack("<I", size) + text
+            + b"X\x06\x00\x00\x00latin1\x86q\x010]" + b"h\x00h\x01Ra" * times + b".")
+
+
+def deflated_copy(path: Path) -> None:
+    """Rewrite a torch.save zip with every member deflated (a zip bomb needs only that)."""
+    import zipfile
+    with zipfile.ZipFile(path) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for info, data in members:
+            out.writestr(info.filename, data)

@@ -61,8 +61,9 @@ def test_a_state_pt_wrong_inside_is_one_line_and_changes_nothing(cli, run, chang
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn])
 def test_safetensors_of_dtypes_numpy_lacks(cli, run, dtype):
-    from safetensors.torch import save_file
-    save_file({"net.0.weight": torch.zeros(3, dtype=dtype)}, str(run / "model.safetensors"))
+    from safetensors.torch import load_file, save_file
+    weights = load_file(str(run / "model.safetensors"))  # the right names and shapes, in a dtype NumPy lacks
+    save_file({k: v.to(dtype) for k, v in weights.items()}, str(run / "model.safetensors"))
     assert_one_line_error(cli("evaluate", run), "not a readable safetensors file")
 
 
@@ -353,3 +354,105 @@ def test_other_libraries_info_lines_stay_quiet():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "chatter" not in done.stderr and "ours" in done.stderr
+
+
+def test_a_string_reused_by_memo_cannot_multiply_memory(tmp_path):
+    """10 KB encoded 20,000 times would make 200 MB from a 150 KB file: refused within the budget."""
+    import tracemalloc
+
+    from deepdive.data.cifar import _parse_batch
+    from deepdive.errors import UserError
+    from hostile_files import reused_string_pickle
+    data = reused_string_pickle()
+    tracemalloc.start()
+    with pytest.raises(UserError, match="builds more data than it holds"):
+        _parse_batch(data, tmp_path / "data_batch_1")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * len(data) + (8 << 20), peak
+
+
+def test_a_deflated_state_pt_is_refused_before_torch_inflates_it(cli, run):
+    from hostile_files import deflated_copy
+    deflated_copy(run / "state.pt")
+    before = snapshot(run)
+    assert_one_line_error(cli("train", "--resume", run), "compressed or oversized members")
+    assert snapshot(run) == before
+
+
+def test_state_pt_extra_parts_are_checked_too(cli, run):
+    edit_state(run, lambda s: s.update(augment={"junk": torch.zeros(10)}))
+    assert_one_line_error(cli("train", "--resume", run), "augment")
+
+
+@pytest.mark.parametrize("change", [lambda m: m.update(input_shape=[1, 1024, 1024]),
+                                    lambda m: m.update(classes=[f"c{i}" for i in range(50_000)])])
+def test_a_model_json_describing_a_huge_model_allocates_nothing(cli, run, change):
+    """Checked against the weights file's header, on PyTorch's meta device, before the model is built."""
+    import tracemalloc
+    info = json.loads((run / "model.json").read_text())
+    change(info)
+    (run / "model.json").write_text(json.dumps(info))
+    tracemalloc.start()
+    result = cli("evaluate", run)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert_one_line_error(result, "describes a model of", "holds 16,836")
+    assert peak < 64 << 20, peak
+
+
+def test_a_config_describing_a_huge_model_is_refused_before_building_it(cli, tmp_path):
+    config = tmp_path / "big.json"
+    config.write_text(json.dumps({"dataset": "synthetic", "synthetic": {"shape": [3, 4096, 4096], "classes": 2,
+                                                                         "train": 2, "test": 2}}))
+    # simplenet: (3*4096*4096 + 1) * 128 + (128 + 1) * 64 + (64 + 1) * 2 numbers
+    assert (3 * 4096 * 4096 + 1) * 128 + 129 * 64 + 65 * 2 == 6_442_459_458
+    assert_one_line_error(cli("train", "--config", config, "--out", tmp_path / "run"), "6,442,459,458 parameters",
+                          "GB available")
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_bad_values(cli, tmp_path):
+    for args, fragment in ((["--threads", "1000000"], "--threads 1000000 is more than"),
+                           (["--model", "fastnet", "--widths", "99999999999999999999"], "--widths"),
+                           (["--max-image-mb", "1e308"], "--max-image-mb"),
+                           (["--epochs", "1000000000000000000000"], "--epochs")):
+        assert_one_line_error(cli("train", *SYNTH, "--out", tmp_path / "run", *args), fragment)
+    assert_one_line_error(cli("train", "--config", "/dev/zero"), "larger than 1 MB")
+
+
+def test_idx_images_of_absurd_sides_are_refused_from_the_header(tmp_path):
+    import gzip
+    import struct
+
+    from deepdive.data.mnist import _read_idx
+    from deepdive.errors import UserError
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">HBB3I", 0, 8, 3, 2, 1, 10_000_000)))
+    with pytest.raises(UserError, match="declares images of 1x10000000 pixels"):
+        _read_idx(path, 3)
+
+
+def test_cifar_class_names_that_are_not_text(cli, tmp_path):
+    from cifar_files import write_cifar
+    folder = write_cifar(tmp_path / "data", per_batch=4)
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [b"\xff\xfe"] * 10}, protocol=2))
+    result = cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "data", "--no-download",
+                 "--out", tmp_path / "run")
+    assert_one_line_error(result, "10 printable label names")
+
+
+def test_a_damaged_cache_entry_is_rebuilt_not_trusted(cli, tmp_path, monkeypatch):
+    from cifar_files import write_cifar
+    monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path / "cache"))
+    write_cifar(tmp_path / "data", per_batch=4)
+    args = ["train", "--dataset", "cifar10", "--data-dir", tmp_path / "data", "--no-download", "--epochs", "1",
+            "--model", "perceptron"]
+    assert cli(*args, "--out", tmp_path / "a").code == 0
+    [entry] = (tmp_path / "cache").iterdir()
+    saved = torch.load(entry, weights_only=True)
+    saved["train_labels"].fill_(50)
+    torch.save(saved, entry)
+    result = cli(*args, "--out", tmp_path / "b")
+    assert result.code == 0, result.err
+    assert (tmp_path / "b" / "summary.json").exists()

@@ -114,9 +114,9 @@ def test_a_stale_lock_after_a_crash_does_not_block(tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     (["--model", "article-cnn"], "needs images of at least 9x9"),  # refused when the model is built
-    (["--model", "perceptron"], "state.pt does not fit this run"),  # built, then the weights do not fit
+    (["--model", "perceptron"], "model.json: model is 'simplenet' but this resume builds 'perceptron'"),
     (["--engine", "scratch"], "state.pt does not fit this run"),
-    (["--synthetic-shape", "1,9,9"], "state.pt does not fit this run"),
+    (["--synthetic-shape", "1,9,9"], "input_shape is [1, 8, 8] but this resume builds [1, 9, 9]"),
     (["--optimizer", "sgd"], "state.pt does not fit this run"),  # adam's state into sgd
 ])
 def test_a_failed_forced_resume_changes_no_byte(cli, tmp_path, change, fragment):
@@ -144,3 +144,84 @@ def test_resume_removes_orphan_temp_files(cli, tmp_path):
 def test_resume_of_a_file_says_it_is_a_file(cli, tmp_path):
     (tmp_path / "f").write_text("x")
     assert_one_line_error(cli("train", "--resume", tmp_path / "f"), "is a file, not a run folder")
+
+
+@pytest.mark.parametrize("plant", [
+    lambda run: (run / "checkpoints").mkdir() or (run / "checkpoints" / "notes.txt").write_text("mine"),
+    lambda run: (run / "checkpoints").mkdir() or (run / "checkpoints" / "inner").mkdir()
+    or (run / "checkpoints" / "inner" / "config.json").write_text("{}"),  # another run, nested
+    lambda run: (run / ".thesis.final.tmp").write_text("mine"),  # a temp-looking name of no run file
+    lambda run: (run / "report.html").mkdir(),  # a run file's name on a folder
+    lambda run: (run / "config.json").write_text('{"name": "my-web-app"}'),  # not a run's config
+])
+def test_overwrite_checks_what_a_run_folder_holds_not_just_names(cli, tmp_path, plant):
+    run = tmp_path / "run"
+    train(cli, run)
+    plant(run)
+    before = snapshot(run)
+    assert_one_line_error(cli("train", *SYNTH, "--out", run, "--overwrite"), "not a deepdive run folder")
+    assert snapshot(run) == before
+
+
+def test_overwrite_refuses_a_symlink_and_the_folder_it_runs_in(cli, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(cli, run)
+    (tmp_path / "link").symlink_to(run)
+    assert_one_line_error(cli("train", *SYNTH, "--out", tmp_path / "link", "--overwrite"), "symbolic link")
+    monkeypatch.chdir(run)
+    assert_one_line_error(cli("train", *SYNTH, "--out", ".", "--overwrite"), "holds the current folder")
+    assert (run / "config.json").exists() and sorted(os.listdir(tmp_path)) == ["link", "run"]
+
+
+def test_interrupt_before_the_new_runs_first_epoch_puts_the_old_run_back(tmp_path, caplog):
+    """An --overwrite run stopped mid-epoch 1 wrote a checkpoint but no epoch: the old run comes back."""
+    from deepdive.config import resolve_config
+    from deepdive.errors import Interrupted
+    from deepdive.train import run_training
+    from deepdive.cli import parse_train_flags
+
+    run = tmp_path / "run"
+    run_training(resolve_config(parse_train_flags([*SYNTH, "--epochs", "1", "--out", str(run)])))
+    before = snapshot(run)
+
+    def interrupt(point, n):
+        if point == "step" and n == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler sets the stop flag; the loop stops after the step
+
+    with pytest.raises(Interrupted), caplog.at_level("WARNING", logger="deepdive"):
+        run_training(resolve_config(parse_train_flags([*SYNTH, "--epochs", "3", "--out", str(run)])),
+                     overwrite=True, hooks=interrupt)
+    assert "previous run was put back" in caplog.text
+    assert snapshot(run) == before and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_killed_overwrite_leaves_the_old_run_aside_and_says_so(cli, tmp_path, caplog):
+    run = tmp_path / "run"
+    train(cli, run)
+    os.rename(run, tmp_path / ".run.replaced-1-2")  # what a SIGKILL before the first epoch leaves
+    train(cli, run)
+    with caplog.at_level("WARNING", logger="deepdive"):
+        assert cli("train", "--resume", run).code == 0
+    assert ".run.replaced-1-2 is a run an earlier --overwrite" in caplog.text
+
+
+def test_resume_refuses_flags_it_cannot_honour_and_records_where_the_run_is(cli, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    train(cli, run)
+    assert_one_line_error(cli("train", "--resume", run, "--overwrite"), "--overwrite cannot be combined")
+    assert_one_line_error(cli("train", "--resume", run, "--force", "--recipe", "fast"), "--recipe cannot be combined")
+    shutil.move(run, tmp_path / "moved")
+    assert cli("train", "--resume", tmp_path / "moved", "--force", "--epochs", "2").code == 0
+    assert json.loads((tmp_path / "moved" / "summary.json").read_text())["run"] == str(tmp_path / "moved")
+
+
+def test_resume_refuses_a_model_json_that_disagrees_with_the_run(cli, tmp_path):
+    run = tmp_path / "run"
+    train(cli, run)
+    info = json.loads((run / "model.json").read_text())
+    info["classes"] = ["a", "b"]
+    (run / "model.json").write_text(json.dumps(info))
+    before = snapshot(run)
+    assert_one_line_error(cli("train", "--resume", run, "--force", "--epochs", "2"), "model.json", "classes")
+    assert snapshot(run) == before

@@ -21,6 +21,22 @@ def save_weights(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict
     write_atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
 
 
+def stored_numbers(path: str | Path) -> int:
+    """How many numbers a safetensors file holds, from its header alone (nothing is loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no model weights at {path}: give a run folder whose training finished at least one epoch")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return sum(int(np.prod(f.get_slice(k).get_shape(), dtype=object)) for k in f.keys())
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise UserError(f"{path} is not a readable safetensors file ({detail}): retrain or restore the run "
+                        "folder") from None
+
+
 def load_weights(path: str | Path, expected: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """Read a safetensors file; with ``expected`` ({name: shape}) check names and shapes."""
     from safetensors import SafetensorError

@@ -255,8 +255,12 @@ def cmd_train(args) -> int:
     flags = _config_flags(args)
     if args.resume:
         from deepdive.resume import open_resume, resume_run
-        if hasattr(args, "config"):
-            raise UserError("--config cannot be combined with --resume: the run's own config is used")
+        for given, why in (("config", "the run's own config is used"), ("recipe", "a resumed run keeps its values: "
+                            "give the ones to change as flags, with --force")):
+            if hasattr(args, given):
+                raise UserError(f"--{given} cannot be combined with --resume: {why}")
+        if args.overwrite:
+            raise UserError("--overwrite cannot be combined with --resume: a resumed run continues in its folder")
         run, cfg, differences = open_resume(args.resume, flags, force=args.force)
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))

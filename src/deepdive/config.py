@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from deepdive.errors import UserError
 
 ENGINES = ("torch", "scratch")
+MAX_EPOCHS = 1_000_000
 MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): schemas.MAX_SIDE
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
@@ -124,9 +126,9 @@ class TrainConfig:
         if self.time_budget is not None:
             _positive("time-budget", self.time_budget, float)
         _positive("evals-per-epoch", self.evals_per_epoch, int)
-        if self.widths is not None and (not isinstance(self.widths, list) or len(self.widths) < 1
-                                        or not all(isinstance(w, int) and w > 0 for w in self.widths)):
-            raise UserError(f"--widths {self.widths!r} is invalid: give positive integers, e.g. 64,256,256")
+        if self.widths is not None and (not isinstance(self.widths, list) or not 1 <= len(self.widths) <= 16
+                                        or not all(isinstance(w, int) and 0 < w <= 8192 for w in self.widths)):
+            raise UserError(f"--widths {self.widths!r} is invalid: give 1 to 16 integers in 1..8192, e.g. 64,256,256")
         _positive("lr", self.lr, float)
         _positive("batch-size", self.batch_size, int)
         _positive("epochs", self.epochs, int)
@@ -164,6 +166,13 @@ class TrainConfig:
             raise UserError(f"--divergence-factor {self.divergence_factor!r} is invalid: give a number > 1, "
                             "e.g. 1000")
         _positive("max-image-mb", self.max_image_mb, float)
+        if self.max_image_mb > 1 << 20:
+            raise UserError(f"--max-image-mb {self.max_image_mb:g} is beyond any image file: give at most {1 << 20}")
+        if self.threads is not None and self.threads > 4 * (os.cpu_count() or 1):
+            raise UserError(f"--threads {self.threads} is more than 4x this machine's {os.cpu_count()} cores: "
+                            "give at most the number of cores")
+        if self.epochs > MAX_EPOCHS:
+            raise UserError(f"--epochs {self.epochs} is beyond any run: give at most {MAX_EPOCHS:,}")
         _validate_synthetic(self.synthetic, sized=self.dataset == "synthetic")
 
     def _validate_scratch(self, torch_only_model: bool) -> None:
@@ -227,9 +236,8 @@ def read_config_file(path: str | Path) -> dict:
     """The JSON object of a config file, or one line saying what is wrong with it."""
     path = Path(path)
     try:
-        if path.is_file() and path.stat().st_size > 64 << 20:
-            raise UserError(f"config file {path} is far larger than a config.json: give the config.json of a run folder")
-        values = json.loads(path.read_text())
+        from deepdive.files import read_bounded
+        values = json.loads(read_bounded(path, 1 << 20, "give the config.json of a run folder"))
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist: give the config.json of a run folder") from None
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5,000-digit int

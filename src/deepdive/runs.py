@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -40,15 +41,55 @@ def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
     return path
 
 
-# Everything a run folder may hold; a folder holding anything else is not replaced by --overwrite.
-RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, "checkpoints", "figures", "report.html",
-             "metrics.csv", "tensorboard"}
+# Everything a run folder may hold, and what its sub-folders may hold; a folder holding anything
+# else is not replaced by --overwrite.
+RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, "report.html", "metrics.csv"}
+RUN_FOLDERS = {"checkpoints": re.compile(r"epoch-\d+\.safetensors"), "figures": re.compile(r"[\w.-]+\.(png|svg)"),
+               "tensorboard": re.compile(r"events\.out\.tfevents\.[\w.-]+")}
+
+
+def is_run_temp_file(name: str) -> bool:
+    """A temp file ``write_atomic`` left beside one of a run's files (only a killed write leaves one)."""
+    return is_temp_file(name) and any(name.startswith(f".{known}.") for known in RUN_FILES)
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder deepdive made: it has config.json and nothing but run files (and temp files of theirs)."""
-    names = os.listdir(path)
-    return CONFIG in names and all(n in RUN_FILES or is_temp_file(n) for n in names)
+    """A folder deepdive made: a config.json that reads as a run's config, and nothing but run files
+    (regular files, not links), temp files of theirs, and the run's sub-folders holding only what
+    deepdive writes there - so a folder of anyone else's, or a run holding a file of yours, or another
+    run nested inside, is never taken for one."""
+    def only(folder: Path, allowed) -> bool:
+        return all(allowed(entry) for entry in os.scandir(folder))
+
+    def top(entry) -> bool:
+        if entry.name in RUN_FOLDERS and entry.is_dir(follow_symlinks=False):
+            pattern = RUN_FOLDERS[entry.name]
+            return only(Path(entry.path), lambda e: e.is_file(follow_symlinks=False) and (
+                bool(pattern.fullmatch(e.name)) or is_temp_file(e.name)))
+        return entry.is_file(follow_symlinks=False) and (entry.name in RUN_FILES or is_run_temp_file(entry.name))
+
+    try:
+        return (path / CONFIG).is_file() and only(path, top) and _reads_as_run_config(path / CONFIG)
+    except OSError:
+        return False
+
+
+def _reads_as_run_config(path: Path) -> bool:
+    import dataclasses
+
+    from deepdive.config import TrainConfig
+
+    try:
+        values = json.loads(read_text_bounded(path, MAX_JSON_BYTES))
+    except (UserError, ValueError, RecursionError):
+        return False
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return isinstance(values, dict) and {"model", "dataset"} <= set(values) <= known
+
+
+def leftovers(path: Path) -> list[Path]:
+    """Runs an earlier --overwrite of ``path`` set aside and never deleted (that process was killed)."""
+    return sorted(path.parent.glob(f".{path.name[:100]}.replaced-*"))
 
 
 class FolderLock:
@@ -100,30 +141,34 @@ class RunDir:
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunDir":
         """A new, locked run folder at ``path``. With ``overwrite`` an existing run folder there is renamed
-        aside (still locked) and deleted by ``commit()`` once the new run has its first checkpoint;
+        aside (still locked) and deleted by ``commit()`` once the new run has its first epoch's checkpoint;
         ``abandon()`` puts it back if the new run fails before that."""
         path = Path(path)
         cls.check_free(path, overwrite)
+        _warn_of_leftovers(path)
         aside = None
         if path.is_dir():
             old = FolderLock(path)
             if _claimable(path, overwrite):  # checked again under the lock: nobody changes it now
-                aside = (path.with_name(f".{path.name}.replaced-{os.getpid()}"), old)
+                aside = (path.with_name(f".{path.name[:100]}.replaced-{os.getpid()}-{time.time_ns()}"), old)
                 os.rename(path, aside[0])
                 log.info("replacing run folder %s (the old run is kept at %s until the new one's first "
                          "checkpoint)", path, aside[0])
             else:
                 run = cls(path, old)  # an empty folder: use it as it is
                 return run
+        kept = f"; the old run is kept at {aside[0]}" if aside else ""
         try:
             path.mkdir(parents=True)
+            lock = FolderLock(path)
         except FileExistsError:  # another process made it between our rename and now
-            if aside:
-                log.warning("warning: the old run stays at %s", aside[0])
-            raise UserError(f"{path} was just created by another process: choose another --out") from None
+            raise UserError(f"{path} was just created by another process: choose another --out{kept}") from None
+        except UserError as exc:  # ... or locked the folder we just made
+            raise UserError(f"{exc}{kept}") from None
         except OSError as exc:
-            raise UserError(f"cannot create output folder {path} ({exc.strerror}): choose a writable --out") from None
-        run = cls(path, FolderLock(path))
+            raise UserError(f"cannot create output folder {path} ({exc.strerror}): choose a writable --out"
+                            f"{kept}") from None
+        run = cls(path, lock)
         run.replaced = aside
         return run
 
@@ -138,6 +183,8 @@ class RunDir:
         for name in (CONFIG, MODEL_INFO):
             if not (path / name).is_file():
                 raise UserError(f"{path} is not a run folder (no {name}): give a folder made by `deepdive train`")
+        if lock:
+            _warn_of_leftovers(path)
         return cls(path, FolderLock(path) if lock else None)
 
     def commit(self) -> None:
@@ -207,7 +254,7 @@ class RunDir:
         """Temp files a killed write left behind (never a complete file: those were renamed into place)."""
         removed = []
         for name in os.listdir(self.path):
-            if is_temp_file(name) and any(name.startswith(f".{known}.") for known in RUN_FILES):
+            if is_run_temp_file(name):
                 try:
                     os.unlink(self.path / name)
                     removed.append(name)
@@ -260,12 +307,8 @@ MAX_JSON_BYTES = 64 << 20  # a run's JSON files are kilobytes; a larger one is n
 
 
 def read_text_bounded(path: Path, limit: int) -> str:
-    size = os.stat(path).st_size
-    if size > limit:
-        raise UserError(f"{path} is {size / 1e6:.0f} MB, far larger than deepdive writes: "
-                        "the run folder is damaged; retrain it")
-    with open(path, "rb") as f:
-        return f.read(size + 1).decode()  # read(n) allocates n bytes up front: ask for what the file holds
+    from deepdive.files import read_bounded
+    return read_bounded(path, limit, "the run folder is damaged; retrain it").decode()
 
 
 def _claimable(path: Path, overwrite: bool) -> bool:
@@ -278,16 +321,33 @@ def _claimable(path: Path, overwrite: bool) -> bool:
         return False
     if not overwrite:
         raise UserError(f"output folder {path} already exists: choose another --out or add --overwrite")
+    if path.is_symlink():
+        raise UserError(f"--overwrite refused: {path} is a symbolic link; nothing was deleted: give the folder "
+                        f"it points to ({path.resolve()}) as --out")
+    if Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise UserError(f"--overwrite refused: {path} holds the current folder; nothing was deleted: "
+                        "run deepdive from outside it")
     if not is_run_folder(path):
-        shown = ", ".join(sorted(n for n in names if n not in RUN_FILES)[:3])
+        foreign = sorted(n for n in names if n not in RUN_FILES and n not in RUN_FOLDERS)
+        shown = ", ".join(foreign[:3]) or "files deepdive did not write"
         raise UserError(f"--overwrite refused: {path} is not a deepdive run folder (it holds {shown}); "
                         "nothing was deleted: choose another --out")
     return True
 
 
+def _warn_of_leftovers(path: Path) -> None:
+    for aside in leftovers(path):
+        try:
+            FolderLock(aside).release()  # held: a live --overwrite is replacing it right now
+        except (UserError, OSError):
+            continue
+        log.warning("warning: %s is a run an earlier --overwrite of %s set aside and never deleted (that "
+                    "process was killed before the new run's first epoch): move it back or delete it",
+                    aside, path)
+
+
 def _complete_record(line: str) -> dict | None:
     try:
-        record = json.loads(line)
+        return json.loads(line)
     except (ValueError, RecursionError):  # a line torn by a crash mid-append
         return None
-    return record

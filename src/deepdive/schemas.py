@@ -244,7 +244,9 @@ def check_state(state, where: str) -> None:
     fix = "delete it to restart the run from its last good files, or restore the file deepdive wrote"
     check(state, Fields({"format": Check(int, lambda v: v in READABLE_FORMATS,
                                          f"one of {READABLE_FORMATS}")}, frozenset({"format"})), where, fix)
-    top = Fields({"model": MapOf(Tensor), "optimizer": dict, "rng": _RNG, "ema": Opt(dict), "augment": Opt(dict)},
+    ema = Fields({"updates": Count, "weights": MapOf(Tensor)}, frozenset({"updates", "weights"}), open=False)
+    augment = Fields({"generator": Tensor}, frozenset({"generator"}), open=False)
+    top = Fields({"model": MapOf(Tensor), "optimizer": dict, "rng": _RNG, "ema": Opt(ema), "augment": Opt(augment)},
                  frozenset({"model", "optimizer", "rng"}))
     check(state, top, where, fix)
     if state["format"] >= 2:

@@ -60,6 +60,7 @@ def load_state(path: str | Path) -> dict:
     import torch
 
     path = Path(path)
+    check_stored_zip(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -75,6 +76,23 @@ def load_state(path: str | Path) -> dict:
     from deepdive.schemas import check_state
     check_state(state, str(path))
     return state
+
+
+def check_stored_zip(path: Path) -> None:
+    """``torch.save`` writes an uncompressed zip; ``torch.load`` would inflate a compressed member of any
+    declared size. Refuse members that are compressed or larger than the file itself, before loading."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (torch's legacy format, or garbage): torch.load's own checks answer
+    size = path.stat().st_size
+    if any(m.compress_type != zipfile.ZIP_STORED or m.file_size > size for m in members) or \
+            sum(m.file_size for m in members) > size:
+        raise UserError(f"refused to load {path}: it holds compressed or oversized members that torch.save "
+                        "never writes; delete it to restart the run, or restore the file deepdive wrote")
 
 
 def numpy_tree_to_torch(tree):

@@ -68,12 +68,19 @@ def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callab
     path = cache_dir() / f"{kind}-{content_key(kind, files, root, params, max_bytes)}.pt"
     if path.is_file():
         try:
+            from deepdive.state import check_stored_zip
+            check_stored_zip(path)
             entry = torch.load(path, map_location="cpu", weights_only=True)
+            train, test = (Split(entry["train_images"], entry["train_labels"]),
+                           Split(entry["test_images"], entry["test_labels"]))
+            classes = list(entry["classes"])
+            if not all(isinstance(c, str) for c in classes) or any(
+                    len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes) for s in (train, test)):
+                raise ValueError("labels outside the class list")
             for message in entry["warnings"]:
                 log.warning("%s", message)
-            return (Split(entry["train_images"], entry["train_labels"]),
-                    Split(entry["test_images"], entry["test_labels"]), list(entry["classes"]))
-        except Exception as exc:  # a damaged entry is rebuilt, never trusted
+            return train, test, classes
+        except Exception as exc:  # a damaged entry is rebuilt, never trusted (UserError included)
             log.warning("warning: ignoring unreadable cache entry %s (%s)", path, type(exc).__name__)
     collect = _Collect()
     log.addHandler(collect)

@@ -55,6 +55,10 @@ def load_cifar10(data_dir: str | Path, download: bool = True) -> tuple[Split, Sp
     if missing:
         raise UserError(f"CIFAR-10 folder {folder} is incomplete (missing {', '.join(missing)}): "
                         "replace it with a complete copy of cifar-10-batches-py/")
+    for name in [*BATCHES, META[0]]:  # before the cache hashes them: a 64 GB file is refused unread
+        limit = MAX_META_BYTES if name == META[0] else MAX_BATCH_BYTES
+        if (folder / name).is_file() and (folder / name).stat().st_size > limit:
+            _read_capped(folder / name, limit)
     from deepdive.data.cache import cached
     files = [folder / n for n in BATCHES] + ([folder / META[0]] if (folder / META[0]).is_file() else [])
     return cached("cifar10", files, folder, {}, lambda: _read_folder(folder))
@@ -145,8 +149,8 @@ def _read_capped(path: Path, limit: int) -> bytes:
     if size > limit:
         raise UserError(f"CIFAR-10 file {path} is {size / 1e6:.0f} MB, larger than any genuine one "
                         f"({limit / 1e6:.0f} MB at most): replace it with a good copy")
-    with open(path, "rb") as f:
-        return f.read(size + 1)  # read(n) allocates n bytes up front: ask for what the file holds
+    from deepdive.files import read_bounded
+    return read_bounded(path, limit, "replace it with a good copy")
 
 
 def _read_meta(folder: Path) -> list[str]:
@@ -162,9 +166,15 @@ def _read_meta(folder: Path) -> list[str]:
     except Exception:
         raise UserError(f"CIFAR-10 file {path} is truncated or corrupt: replace it with a good copy") from None
     names = _field(meta, "label_names") if isinstance(meta, dict) else None
-    if not (isinstance(names, list) and len(names) == 10 and all(isinstance(n, (str, bytes)) for n in names)):
-        raise UserError(f"CIFAR-10 file {path} has no list of 10 label names: replace it with a good copy")
-    return [n.decode() if isinstance(n, bytes) else n for n in names]
+    if isinstance(names, list):
+        try:
+            names = [n.decode() if isinstance(n, bytes) else n for n in names]
+        except UnicodeDecodeError:
+            names = None
+    if not (isinstance(names, list) and len(names) == 10 and all(
+            isinstance(n, str) and 0 < len(n) <= 100 and n.isprintable() for n in names)):
+        raise UserError(f"CIFAR-10 file {path} has no list of 10 printable label names: replace it with a good copy")
+    return names
 
 
 def _to_split(parts: list[tuple[np.ndarray, np.ndarray]]) -> Split:

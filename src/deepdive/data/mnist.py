@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepdive.config import MAX_SIDE
 from deepdive.data.pipeline import Split
 from deepdive.errors import UserError
 
@@ -107,6 +108,9 @@ def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
         with _open(path) as f:
             shape, header = _read_header(f, path, expect_dims)
             size = int(np.prod(shape, dtype=np.int64))
+            if len(shape) == 3 and max(shape[1:]) > MAX_SIDE:
+                raise UserError(f"idx file {path} declares images of {shape[1]}x{shape[2]} pixels, more than "
+                                f"the {MAX_SIDE}-pixel side deepdive takes: check the file")
             if size > MAX_IDX_BYTES:
                 raise UserError(f"idx file {path} declares {size / 1e9:.1f} GB of data, more than any idx dataset "
                                 "this reader accepts: check the file")

@@ -71,8 +71,7 @@ _ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"): _rebuild,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _dtype,
-    ("_codecs", "encode"): _encode,
-}
+}  # and ("_codecs", "encode"), bound to each unpickler's byte budget (_CifarUnpickler.encode)
 
 
 def _check_array_state(state) -> None:
@@ -99,18 +98,38 @@ def _check_dtype_state(state) -> None:
 
 
 class _CifarUnpickler(pickle._Unpickler):  # the pure-Python one: it reads arguments, never preallocates them
+    """Bytes made by ``_codecs.encode`` and copied into arrays are counted against ``budget`` (twice the
+    file's size): one memoized string encoded or built into an array again and again cannot multiply."""
+
     dispatch = dict(pickle._Unpickler.dispatch)
 
+    def __init__(self, file, budget: int, **kwargs):
+        super().__init__(file, **kwargs)
+        self.budget = budget
+
+    def spend(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            raise RefusedPickle("it builds more data than it holds (one string reused over and over)")
+
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return self.encode
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
             raise RefusedPickle(f"it refers to {module}.{name}, which the CIFAR-10 format never uses") from None
 
+    def encode(self, text, encoding="utf-8"):
+        if isinstance(text, str):
+            self.spend(len(text))
+        return _encode(text, encoding)
+
     def load_build(self):
         state, inst = self.stack[-1], self.stack[-2]
         if isinstance(inst, np.ndarray):
             _check_array_state(state)
+            self.spend(len(state[4]))
         elif isinstance(inst, np.dtype):
             _check_dtype_state(state)
         else:
@@ -139,4 +158,4 @@ def check_opcodes(data: bytes) -> None:
 def load_cifar_pickle(data: bytes):
     """Unpickle CIFAR batch bytes, admitting only the format's own types and sizes."""
     check_opcodes(data)
-    return _CifarUnpickler(io.BytesIO(data), encoding="latin1").load()
+    return _CifarUnpickler(io.BytesIO(data), budget=2 * len(data), encoding="latin1").load()

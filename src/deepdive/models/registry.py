@@ -74,6 +74,18 @@ def build_model(name: str, nn, F, input_shape, num_classes: int, **options):
     return family.build(nn, F, tuple(input_shape), int(num_classes), **options)
 
 
+def state_size(name: str, input_shape, num_classes: int, **options) -> int:
+    """Numbers in the model's state (parameters and buffers), counted on PyTorch's "meta" device: the
+    model code runs, no memory is allocated. The same code builds the scratch engine's model, so the
+    count holds for both engines. Checked before a model is really built, so that an absurd input
+    shape or width is an error rather than an allocation of many gigabytes."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(name, torch.nn, torch.nn.functional, input_shape, num_classes, **dict(options))
+    return sum(v.numel() for v in model.state_dict().values())
+
+
 def init_from_data(name: str, model, images, options: dict) -> None:
     """Run the model's data-dependent initialisation (fastnet's patch whitening), if it declares one."""
     s = MODELS_SPECS[name]

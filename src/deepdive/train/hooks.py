@@ -32,7 +32,8 @@ def pause_hook_from_env(stop) -> Hook:
         return no_hook
     where, _, number = spec.partition(":")
     if where not in POINTS or not number.isdigit():
-        raise ValueError(f"DEEPDIVE_PAUSE_AT={spec!r}: give POINT:N with POINT one of {', '.join(POINTS)}")
+        from deepdive.errors import UserError
+        raise UserError(f"DEEPDIVE_PAUSE_AT={spec!r} is invalid: give POINT:N with POINT one of {', '.join(POINTS)}")
 
     def pause(point: str, n: int) -> None:
         if point == where and n == int(number):

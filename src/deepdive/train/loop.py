@@ -106,7 +106,6 @@ class Trainer:
         from deepdive.state import save_state
 
         save_state(self.run.file(STATE), self.checkpoint())
-        self.run.commit()  # a run this one replaced (--overwrite) can go now
 
     # -- the run ------------------------------------------------------------------
     def fit(self, summary: dict) -> dict:
@@ -289,6 +288,7 @@ class Trainer:
         cfg, epoch = self.cfg, self.state.epoch
         if epoch % cfg.save_every == 0 or epoch == cfg.epochs or self.state.finished_early:
             self.save_checkpoint()  # the commit point: a crash before it replays this epoch
+            self.run.commit()  # a run this one replaced (--overwrite) can go: this one has a whole epoch
             self.hooks("checkpoint", epoch)
         summary.update(self.summary_figures(record))
         self.run.write_json(SUMMARY, summary)

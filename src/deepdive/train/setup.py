@@ -46,6 +46,7 @@ def build_components(cfg: TrainConfig, bundle) -> Components:
     engine = make_engine(cfg.engine, cfg.device, normalizer, channels_last=channels_last, amp=cfg.amp)
     seed_everything(cfg.seed)
     options = model_options(cfg.model, cfg.to_dict())
+    check_model_fits(cfg.model, bundle, options)
     model = build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes, **options)
     init_from_data(cfg.model, model, normalizer(bundle.train.head(5000)), options)
     model = engine.build(model)
@@ -85,8 +86,10 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
     except BaseException as exc:
         said = run.abandon() if run is not None else ""  # a run --overwrite replaced comes back if the new
-        if said and isinstance(exc, (RunFailed, UserError)):  # one has no checkpoint yet
+        if said and isinstance(exc, (RunFailed, UserError)):  # one has no epoch's checkpoint yet
             raise (RunFailed if isinstance(exc, RunFailed) else UserError)(f"{exc}; {said}") from None
+        if said:
+            log.warning("the new run ended before its first epoch: %s", said)
         raise
     finally:
         if run is not None:
@@ -132,10 +135,18 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
 def _resume_point(trainer, run, saved: dict) -> dict:
     """Restore ``saved`` into the trainer and read the run's summary and metrics - all checked, nothing
     written: anything that does not fit is one ``UserError`` and the folder stays as it was."""
-    from deepdive.runs import STATE
+    from deepdive.runs import MODEL_INFO, STATE
 
     summary = run.summary()
+    summary["run"] = str(run.path)  # the folder may have moved since
     run.metrics()  # every record checked now, before metrics.jsonl is rewritten
+    info, bundle = run.model_info(), trainer.bundle
+    built = {"model": trainer.cfg.model, "classes": list(bundle.classes), "input_shape": list(bundle.input_shape)}
+    for key, value in built.items():
+        if info[key] != value:
+            raise UserError(f"{run.file(MODEL_INFO)}: {key} is {info[key]!r} but this resume builds {value!r}: "
+                            "a flag given with --force changes the model or data, or the file was damaged; resume "
+                            "without such flags (or retrain)")
     try:
         with warnings.catch_warnings():  # a foreign state makes torch warn on its way to failing: one line only
             warnings.simplefilter("ignore")
@@ -147,6 +158,20 @@ def _resume_point(trainer, run, saved: dict) -> dict:
         raise UserError(f"{run.file(STATE)} does not fit this run ({detail}): resume without the flags "
                         "that change the model or data, or delete state.pt to restart the run") from None
     return summary
+
+
+def check_model_fits(name: str, bundle, options: dict) -> None:
+    """The model's weights, gradients and two optimizer moments (float32) must fit the available memory."""
+    from deepdive.data.imagefolder import available_memory
+    from deepdive.models import state_size
+
+    numbers = state_size(name, bundle.input_shape, bundle.num_classes, **options)
+    needed, limit = numbers * 4 * 4, available_memory()
+    if needed > limit:
+        c, h, w = bundle.input_shape
+        raise UserError(f"--model {name} on {c}x{h}x{w} images with {bundle.num_classes} classes has {numbers:,} "
+                        f"parameters, {needed / 1e9:.1f} GB with gradients and optimizer state, more than the "
+                        f"{limit / 1e9:.1f} GB available: use smaller images (--image-size) or a smaller model")
 
 
 def check_fits_data(cfg: TrainConfig, bundle) -> None:
