@@ -401,14 +401,18 @@ def test_a_model_json_describing_a_huge_model_allocates_nothing(cli, run, change
     assert peak < 64 << 20, peak
 
 
-def test_a_config_describing_a_huge_model_is_refused_before_building_it(cli, tmp_path):
+def test_a_config_describing_a_huge_model_is_refused_before_building_it(cli, tmp_path, monkeypatch):
+    """With 6 GiB available, simplenet on 1x2048x2048 images (537 M parameters, 8.6 GB with gradients and
+    Adam's two moments) is refused: counted on the meta device, never built."""
+    from deepdive.data import imagefolder
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: 6 << 30)
     config = tmp_path / "big.json"
-    config.write_text(json.dumps({"dataset": "synthetic", "synthetic": {"shape": [3, 4096, 4096], "classes": 2,
+    config.write_text(json.dumps({"dataset": "synthetic", "synthetic": {"shape": [1, 2048, 2048], "classes": 2,
                                                                          "train": 2, "test": 2}}))
-    # simplenet: (3*4096*4096 + 1) * 128 + (128 + 1) * 64 + (64 + 1) * 2 numbers
-    assert (3 * 4096 * 4096 + 1) * 128 + 129 * 64 + 65 * 2 == 6_442_459_458
-    assert_one_line_error(cli("train", "--config", config, "--out", tmp_path / "run"), "6,442,459,458 parameters",
-                          "GB available")
+    numbers = (2048 * 2048 + 1) * 128 + 129 * 64 + 65 * 2  # simplenet: 128, 64 and 2 units, with biases
+    assert numbers == 536_879_426
+    assert_one_line_error(cli("train", "--config", config, "--out", tmp_path / "run"), f"{numbers:,} parameters",
+                          "8.6 GB with gradients and optimizer state, more than the 6.4 GB available")
     assert not (tmp_path / "run").exists()
 
 
