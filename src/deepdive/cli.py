@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 
@@ -284,7 +285,7 @@ def cmd_evaluate(args) -> int:
     set_threads(None)
     result = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.device)
     if args.json:
-        print(json.dumps(result))
+        print(strict_json(result))
     else:
         print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
               f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
@@ -299,7 +300,7 @@ def cmd_predict(args) -> int:
     results = predict_files(args.run_dir, args.images, args.top_k, args.device)
     predicted = sum(1 for r in results if "predictions" in r)
     if args.json:
-        print(json.dumps(results))
+        print(strict_json(results))
     else:
         for r in results:
             if "error" in r:
@@ -339,7 +340,7 @@ def cmd_reproduce(args) -> int:
     summary["article"] = dict(published)
     if args.json:
         print("\n".join(lines), file=sys.stderr)
-        print(json.dumps(summary))
+        print(strict_json(summary))
     else:
         print("\n".join(lines))
         print(f"run folder: {summary['run']}")
@@ -377,7 +378,7 @@ def cmd_rosenblatt(args) -> int:
         raise UserError(f"--max-epochs {args.max_epochs} is invalid: give a positive integer")
     results = run(args.max_epochs, args.seed)
     if args.json:
-        print(json.dumps(results))
+        print(strict_json(results))
     else:
         print("\n".join(format_results(results, args.max_epochs)))
     return 0
@@ -407,7 +408,7 @@ def cmd_list(args) -> int:
 
 def _report(summary: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary))
+        print(strict_json(summary))
         return
     if summary.get("already_completed"):
         print(f"{summary['run']} already completed {summary['epochs']} epoch(s): nothing to resume "
@@ -417,6 +418,20 @@ def _report(summary: dict, as_json: bool) -> None:
           f"test accuracy {100 * summary['test_accuracy']:.2f}%, test loss {summary['test_loss']:.4f}, "
           f"{summary['images_per_second']:.0f} img/s on {summary['device']}")
     print(f"run folder: {summary['run']}")
+
+
+def strict_json(obj) -> str:
+    """JSON as the standard has it: a NaN or infinite figure (a model whose weights are NaN) becomes null,
+    never the bare ``NaN`` that strict parsers reject."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+    return json.dumps(clean(obj), allow_nan=False)
 
 
 def _printable(text: str) -> str:

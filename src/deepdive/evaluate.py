@@ -34,14 +34,17 @@ def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: s
     """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``split`` (with test-time views ``tta``)."""
     if len(split) == 0:
         return math.nan, math.nan
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, seen = 0.0, 0, 0
     with evaluation(model, train_mode), engine.no_grad(), engine.autocast():
         for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
             logits = tta_logits(model, engine.inputs(images), tta)
             targets = engine.targets(labels)
             loss_sum += float(engine.cross_entropy(logits, targets, reduction="sum").item())
             correct += engine.correct(logits, targets)
-    return loss_sum / len(split), correct / len(split)
+            seen += len(labels)  # a streamed split may drop a file that turns out unreadable
+    if seen == 0:
+        return math.nan, math.nan
+    return loss_sum / seen, correct / seen
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
