@@ -6,6 +6,7 @@ or usage (one line on stderr), 130/143 interrupted by SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -15,6 +16,10 @@ import sys
 from deepdive.errors import Interrupted, RunFailed, UserError
 
 log = logging.getLogger("deepdive")
+
+# Subcommands whose parser and entry point live in their own module: ``add_arguments(parser)`` and
+# ``run(args) -> exit code``. The modules import nothing heavy at import time (--help stays fast).
+PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {}
 
 # Options that steer the command rather than the run: never part of a TrainConfig.
 COMMAND_OPTIONS = {"command", "quiet", "json", "overwrite", "config", "resume", "force", "print_config"}
@@ -245,6 +250,10 @@ def build_parser() -> Parser:
     p.add_argument("--animate", action="store_true", help="a GIF in which the paths grow, instead of a PNG")
     p.add_argument("--out", metavar="FILE", help="default optimizers-SURFACE.png (.gif with --animate) here")
     p.add_argument("--json", action="store_true", help="the figures as one JSON object on stdout")
+
+    for name, (module, summary) in PLUGGED_COMMANDS.items():  # commands that live beside what they do
+        p = sub.add_parser(name, help=summary)
+        importlib.import_module(module).add_arguments(p)
 
     p = sub.add_parser("list", help="models, datasets and optimizers")
     p.add_argument("--json", action="store_true")
@@ -504,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
-        code = COMMANDS[args.command](args)
+        if args.command in PLUGGED_COMMANDS:
+            code = importlib.import_module(PLUGGED_COMMANDS[args.command][0]).run(args)
+        else:
+            code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
         return code
     except BrokenPipeError:  # `deepdive list | head -1`: the reader has all it wanted
