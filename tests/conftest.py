@@ -11,6 +11,10 @@ from deepdive.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+# The suite's hundreds of tiny runs draw no end-of-run figures (children inherit this); the tests of the
+# figures remove it (monkeypatch.delenv).
+os.environ["DEEPDIVE_NO_FIGURES"] = "1"
+
 # Small, fast synthetic runs: 1x8x8 images, 4 classes.
 SYNTH = ["--dataset", "synthetic", "--synthetic-shape", "1,8,8", "--synthetic-classes", "4"]
 

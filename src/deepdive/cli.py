@@ -19,7 +19,10 @@ log = logging.getLogger("deepdive")
 
 # Subcommands whose parser and entry point live in their own module: ``add_arguments(parser)`` and
 # ``run(args) -> exit code``. The modules import nothing heavy at import time (--help stays fast).
-PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {}
+PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
+    "graph": ("deepdive.viz.graph", "the computational graph of a model or an expression, as the article draws it"),
+    "report": ("deepdive.viz.report", "RUN/report.html: one self-contained page with the run's figures and tables"),
+}
 
 # Options that steer the command rather than the run: never part of a TrainConfig.
 COMMAND_OPTIONS = {"command", "quiet", "json", "overwrite", "config", "resume", "force", "print_config"}
@@ -135,6 +138,13 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
                    help="imagefolder: refuse unreadable files instead of skipping them")
     p.add_argument("--max-image-mb", default=S, type=float, metavar="MB",
                    help="imagefolder: files larger than this are unreadable, never read (default 256)")
+    p.add_argument("--no-figures", dest="figures", default=S, action="store_false",
+                   help="skip RUN/figures/*.png at the end of the run (`deepdive report` draws them later)")
+    p.add_argument("--svg", default=S, action="store_true", help="the run's figures as SVG too")
+    p.add_argument("--log-every", default=S, type=float, metavar="SECONDS",
+                   help="when the output is not a terminal, a progress line this often (default 30; 0: none)")
+    p.add_argument("--tensorboard", default=S, action="store_true",
+                   help="TensorBoard event files in RUN/tensorboard/ (pip install 'deepdive[tensorboard]')")
     p.add_argument("--divergence-factor", default=S, type=float, metavar="F",
                    help="fail the run when the loss exceeds F times the first step's loss (default 1000)")
     _fast_flags(p)
@@ -201,6 +211,7 @@ def build_parser() -> Parser:
     p.add_argument("--dataset", help="another dataset with the same classes and input shape")
     p.add_argument("--data-dir", help="where that dataset lives")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--per-class", action="store_true", help="also each class's accuracy")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
 
     p = sub.add_parser("predict", help="top-K classes for image files with a run's model")
@@ -305,12 +316,18 @@ def cmd_evaluate(args) -> int:
     from deepdive.train import set_threads
 
     set_threads(None)
-    result = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.device)
+    result = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.device, per_class=args.per_class)
     if args.json:
         print(strict_json(result))
-    else:
-        print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
-              f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
+        return 0
+    print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
+          f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
+    if args.per_class:
+        width = max(len(r["class"]) for r in result["per_class"])
+        print(f"  {'class':<{width}}  {'images':>6}  {'correct':>7}  accuracy")
+        for r in result["per_class"]:
+            shown = f"{100 * r['accuracy']:7.2f}%" if r["accuracy"] is not None else "      -"
+            print(f"  {r['class']:<{width}}  {r['images']:>6}  {r['correct']:>7}  {shown}")
     return 0
 
 

@@ -27,7 +27,7 @@ MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): sch
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
-NOT_ALTERING = {"data_dir", "threads"}  # where the data lives and how many cores: a resumed run is the same
+NOT_ALTERING = {"data_dir", "threads", "figures", "svg", "log_every"}  # where the data is, cores, what is shown
 EXCLUSIVE = (("warmup", "warmup_epochs"),)  # the higher layer's choice clears the other
 # Options the scratch engine does not implement: refused by name, never silently ignored.
 TORCH_ONLY_OPTIONS = {"ema": None, "augment": "none", "tta": "none", "amp": False, "compile": False,
@@ -89,6 +89,10 @@ class TrainConfig:
     decay_norm_and_bias: bool = False  # also decay biases and normalization weights (default: conv/linear weights)
     divergence_factor: float = 1000.0  # a loss above this times the first step's fails the run, as NaN does
     max_image_mb: float = 256.0  # image files larger than this are unreadable, never read (image folders)
+    figures: bool = True  # RUN/figures/*.png when the run completes (viz/run_figures.py)
+    svg: bool = False  # the figures as SVG too
+    log_every: float = 30.0  # seconds between progress lines when the output is not a terminal (0: none)
+    tensorboard: bool = False  # RUN/tensorboard/ event files (viz/tensorboard.py; an optional extra)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -166,6 +170,8 @@ class TrainConfig:
             raise UserError(f"--divergence-factor {self.divergence_factor!r} is invalid: give a number > 1, "
                             "e.g. 1000")
         _positive("max-image-mb", self.max_image_mb, float)
+        if not (isinstance(self.log_every, (int, float)) and 0 <= self.log_every < float("inf")):
+            raise UserError(f"--log-every {self.log_every!r} is invalid: give seconds >= 0 (0: no progress lines)")
         if self.max_image_mb > 1 << 20:
             raise UserError(f"--max-image-mb {self.max_image_mb:g} is beyond any image file: give at most {1 << 20}")
         if self.threads is not None and self.threads > 4 * (os.cpu_count() or 1):

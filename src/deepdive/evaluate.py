@@ -47,21 +47,72 @@ def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: s
     return loss_sum / seen, correct / seen
 
 
-def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
-                 device: str = "auto") -> dict:
-    """Reload a run's weights and measure them on its test split (or on another dataset's)."""
-    from deepdive.config import TrainConfig
-    from deepdive.data import load_dataset, prepare_data
+def predictions_on(engine, model, split, tta: str = "none"):
+    """(predicted class, its softmax probability, true label) of every image of ``split``, as NumPy
+    arrays in the split's order: what the confusion matrix, per-class accuracy and the mistakes need."""
+    import numpy as np
+    import torch
+
+    preds, confidences, truths = [], [], []
+    with evaluation(model), engine.no_grad(), engine.autocast():
+        for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
+            logits = tta_logits(model, engine.inputs(images), tta)
+            logits = torch.as_tensor(np.asarray(logits.data)) if engine.name == "scratch" else logits.float().cpu()
+            confidence, predicted = torch.softmax(logits.to(torch.float64), dim=1).max(dim=1)
+            preds.append(predicted.numpy())
+            confidences.append(confidence.numpy())
+            truths.append(labels.cpu().numpy())
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(preds), np.concatenate(confidences), np.concatenate(truths)
+
+
+def confusion_matrix(truths, preds, classes: int):
+    """counts[i, j]: images of class i predicted as class j."""
+    import numpy as np
+
+    return np.bincount(truths * classes + preds, minlength=classes * classes).reshape(classes, classes)
+
+
+def per_class_table(matrix, classes: list[str]) -> list[dict]:
+    """Per class: images, correct, accuracy (a fraction; None for a class with no test image)."""
+    rows = []
+    for i, name in enumerate(classes):
+        total, correct = int(matrix[i].sum()), int(matrix[i, i])
+        rows.append({"class": name, "images": total, "correct": correct,
+                     "accuracy": correct / total if total else None})
+    return rows
+
+
+def open_run_for_test(run_dir: str | Path, device: str = "auto"):
+    """A run folder's (run, config, model.json, engine, model with its weights, test split), as the run saw it."""
+    from deepdive.data import prepare_data
     from deepdive.data.pipeline import Normalizer
     from deepdive.loading import load_run_model
     from deepdive.runs import RunDir
 
     run = RunDir.open(run_dir)
     cfg, info = run.config(), run.model_info()
+    test = prepare_data(cfg).test
+    engine, model = load_run_model(run, cfg, info, device, Normalizer(info["mean"], info["std"], info["input_shape"][0]))
+    return run, cfg, info, engine, model, test
+
+
+def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
+                 device: str = "auto", per_class: bool = False) -> dict:
+    """Reload a run's weights and measure them on its test split (or on another dataset's)."""
+    from deepdive.config import TrainConfig
+    from deepdive.data import load_dataset
+    from deepdive.data.pipeline import Normalizer
+    from deepdive.loading import load_run_model
+    from deepdive.runs import RunDir
+
     if dataset is None and data_dir is None:
-        test = prepare_data(cfg).test
+        run, cfg, info, engine, model, test = open_run_for_test(run_dir, device)
         source = cfg.dataset
     else:
+        run = RunDir.open(run_dir)
+        cfg, info = run.config(), run.model_info()
         values = cfg.to_dict()
         values.update(dataset=dataset or cfg.dataset, data_dir=data_dir or cfg.data_dir,
                       limit_train=None, val_split=None, normalization="dataset", recipe=None)
@@ -72,14 +123,18 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
             bundle.test = balanced_subset(bundle.test, other.limit_test, cfg.seed + 1)
         test = _align_classes(bundle, info)
         source = other.dataset
-    normalizer = Normalizer(info["mean"], info["std"], info["input_shape"][0])
-    engine, model = load_run_model(run, cfg, info, device, normalizer)
+        normalizer = Normalizer(info["mean"], info["std"], info["input_shape"][0])
+        engine, model = load_run_model(run, cfg, info, device, normalizer)
     if tuple(test.images.shape[1:]) != tuple(info["input_shape"]):
         raise UserError(f"the {source} images are {tuple(test.images.shape[1:])} but the model takes "
                         f"{tuple(info['input_shape'])}: use data of the model's input shape (e.g. --image-size)")
     loss, accuracy = evaluate_split(engine, model, test, tta=cfg.tta)
-    return {"run": str(run.path), "dataset": source, "examples": len(test), "tta": cfg.tta,
-            "weights": "ema" if cfg.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
+    result = {"run": str(run.path), "dataset": source, "examples": len(test), "tta": cfg.tta,
+              "weights": "ema" if cfg.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
+    if per_class:
+        preds, _, truths = predictions_on(engine, model, test, cfg.tta)
+        result["per_class"] = per_class_table(confusion_matrix(truths, preds, len(info["classes"])), info["classes"])
+    return result
 
 
 def _align_classes(bundle, info) -> Split:

@@ -43,7 +43,8 @@ def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
 
 # Everything a run folder may hold, and what its sub-folders may hold; a folder holding anything
 # else is not replaced by --overwrite.
-RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, "report.html", "metrics.csv"}
+METRICS_CSV, REPORT = "metrics.csv", "report.html"
+RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, REPORT, METRICS_CSV}
 RUN_FOLDERS = {"checkpoints": re.compile(r"epoch-\d+\.safetensors"), "figures": re.compile(r"[\w.-]+\.(png|svg)"),
                "tensorboard": re.compile(r"events\.out\.tfevents\.[\w.-]+")}
 
@@ -270,6 +271,22 @@ class RunDir:
                 os.fsync(f.fileno())
         except OSError as exc:
             raise WriteFailed(self.path / METRICS, exc) from None
+        self.write_metrics_csv()
+
+    def write_metrics_csv(self) -> None:
+        """metrics.csv: metrics.jsonl as a table (columns in order of first appearance; empty: absent/null)."""
+        import csv
+        import io
+
+        from deepdive.atomic import write_bytes_atomic
+
+        records = self.metrics()
+        columns = list(dict.fromkeys(key for record in records for key in record))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in records)
+        write_bytes_atomic(self.path / METRICS_CSV, buffer.getvalue().encode())
 
     def truncate_metrics(self, epochs: int) -> None:
         """Keep the records of the first ``epochs`` epochs: later ones belong to work a resume redoes."""
@@ -280,6 +297,7 @@ class RunDir:
             return
         kept = [line for line in self.metric_lines() if line[1]["epoch"] <= epochs]
         write_bytes_atomic(path, "".join(text + "\n" for text, _ in kept).encode())
+        self.write_metrics_csv()
 
     def metric_lines(self) -> list[tuple[str, dict]]:
         """(line, record) for every complete, well-formed line of metrics.jsonl."""

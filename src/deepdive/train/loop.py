@@ -52,6 +52,7 @@ class Trainer:
         metric = "val_accuracy" if bundle.val is not None else "test_accuracy"
         self.state = TrainState(best={"metric": metric, "value": None, "epoch": None}, target=target)
         self.augmenter = self.ema = None
+        self.tensorboard = None  # viz.tensorboard.TensorBoardLog with --tensorboard
         if cfg.augment != "none":
             from deepdive.data.augment import BatchAugmenter
             self.augmenter = BatchAugmenter(cfg.augment, cfg.crop_pad, len(bundle.train), cfg.seed)
@@ -117,6 +118,8 @@ class Trainer:
             self.train_epoch()
             self.end_epoch(summary)
         summary["status"] = "completed"
+        if self.tensorboard:
+            self.tensorboard.close()
         if self.cfg.time_budget:
             summary.update(time_budget_seconds=self.cfg.time_budget,
                            epochs_done=self.state.global_step / self.steps_per_epoch, deterministic=False,
@@ -158,6 +161,7 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}",
                    unit="batch", disable=None, leave=False, file=sys.stderr)
+        lines = ProgressLines(self, self.cfg.log_every) if bar.disable and self.cfg.log_every else None
         try:
             with self.watch.phase("train"):
                 for batch in iterate_batches(self.bundle.train, self.cfg.batch_size, order=state.order,
@@ -166,6 +170,8 @@ class Trainer:
                     bar.update(1)
                     if state.step_in_epoch % 20 == 0:
                         bar.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}", refresh=False)
+                    if lines:
+                        lines.maybe_log()
                     if self.after_step():
                         break
         finally:
@@ -284,6 +290,8 @@ class Trainer:
         self.state.order, self.state.step_in_epoch = None, 0
         self.save_weights(record)
         self.run.append_metrics(record)
+        if self.tensorboard:
+            self.tensorboard.epoch(self.state.epoch, record, record["lr"], self.model)
         self.hooks("written", self.state.epoch)
         cfg, epoch = self.cfg, self.state.epoch
         if epoch % cfg.save_every == 0 or epoch == cfg.epochs or self.state.finished_early:
@@ -309,7 +317,8 @@ class Trainer:
             test_loss, test_accuracy = self.evaluate(self.bundle.test)
         record = {"epoch": state.epoch, "train_loss": state.loss_sum / max(state.seen, 1), "test_loss": test_loss,
                   "test_accuracy": test_accuracy, "seconds": seconds,
-                  "images_per_second": state.seen / seconds if seconds > 0 else None}
+                  "images_per_second": state.seen / seconds if seconds > 0 else None,
+                  "lr": self.optimizer.param_groups[0]["lr"]}  # the last step's: where the schedule ended the epoch
         if state.finished_early and state.step_in_epoch < self.steps_per_epoch:
             record["steps"] = state.step_in_epoch  # a partial epoch: the target or the time budget ended it
         if self.bundle.val is not None:
@@ -370,3 +379,33 @@ def _same_kind(fresh, saved) -> bool:
     if isinstance(fresh, (tuple, list)):
         return isinstance(saved, (tuple, list)) and len(saved) == len(fresh) and all(map(number, saved))
     return type(saved) is type(fresh)
+
+
+class ProgressLines:
+    """The terminal bar's figures as a plain line every ``every`` seconds, for logs and pipes: a log
+    then shows that a five-minute epoch is alive. Timed by the run's stopwatch clock (tests inject one)."""
+
+    def __init__(self, trainer: Trainer, every: float):
+        self.trainer, self.every = trainer, every
+        self.clock = trainer.watch.clock
+        self.start = self.last = self.clock()
+        self.start_step, self.start_seen = trainer.state.step_in_epoch, trainer.state.seen
+
+    def maybe_log(self) -> None:
+        now = self.clock()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        t, state = self.trainer, self.trainer.state
+        done, total = state.step_in_epoch, t.steps_per_epoch
+        elapsed = max(now - self.start, 1e-9)
+        rate = (state.seen - self.start_seen) / elapsed
+        left = (total - done) * elapsed / max(done - self.start_step, 1)
+        log.info("epoch %d: step %d/%d (%.0f%%), loss %.4f, %.0f img/s, epoch ETA %s", state.epoch + 1, done, total,
+                 100 * done / total, state.loss_sum / max(state.seen, 1), rate, _duration(left))
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

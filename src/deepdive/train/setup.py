@@ -76,6 +76,8 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         threads = set_threads(cfg.threads, cfg.model, busy)
         if run is None:
             RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
+        if cfg.tensorboard:
+            _require_tensorboard()
         bundle = prepare_data(cfg)
         check_fits_data(cfg, bundle)
         parts = build_components(cfg, bundle)
@@ -109,8 +111,12 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
         if forced:
             run.write_json(CONFIG, cfg.to_dict())  # the changed run was built and restored: its config is in force
         summary = _start_summary(cfg, run, bundle, trainer, summary, forced, threads)
+        if cfg.tensorboard:
+            from deepdive.viz.tensorboard import open_writer
+            example = trainer.engine.inputs(bundle.train.head(2)) if trainer.engine.name == "torch" else None
+            trainer.tensorboard = open_writer(run.path, trainer.model, trainer.engine.name, example)
         try:
-            return trainer.fit(summary)
+            summary = trainer.fit(summary)
         except UserError:  # bad input found mid-run (an unreadable image while streaming with --strict)
             if run.replaced is None:
                 _set_status(run, "failed")
@@ -130,6 +136,30 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
             _set_status(run, "failed")
             raise RunFailed(f"writing to the run folder {run.path} failed ({exc.strerror or exc}): "
                             "free disk space or choose another --out; the previous checkpoint is intact") from None
+    if cfg.figures and not os.environ.get("DEEPDIVE_NO_FIGURES"):
+        _draw_figures(cfg, run, bundle, trainer)
+    return summary
+
+
+def _require_tensorboard() -> None:
+    """--tensorboard without the package: one line naming the install command, before anything is written."""
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        from deepdive.viz.tensorboard import INSTALL_HINT
+        raise UserError(INSTALL_HINT) from None
+
+
+def _draw_figures(cfg, run, bundle, trainer) -> None:
+    """RUN/figures/ when the run completes; a failure costs the pictures, never the finished run.
+    (DEEPDIVE_NO_FIGURES=1 skips them: the test suite sets it, its hundreds of tiny runs need none.)"""
+    from deepdive.viz.run_figures import write_run_figures
+
+    try:
+        write_run_figures(run, trainer.engine, trainer.eval_model(), bundle.test, bundle.classes, cfg.tta, cfg.svg)
+    except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run
+        log.warning("warning: could not draw the run's figures (%s: %s); `deepdive report %s` retries",
+                    type(exc).__name__, str(exc)[:120], run.path)
 
 
 def _resume_point(trainer, run, saved: dict) -> dict:

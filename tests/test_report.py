@@ -1,0 +1,128 @@
+"""A run's pictures, tables and report: content checked, not just existence."""
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FASHION_DIR, SYNTH, assert_one_line_error
+
+
+@pytest.fixture
+def figures_on(monkeypatch):
+    monkeypatch.delenv("DEEPDIVE_NO_FIGURES", raising=False)
+
+
+def test_a_completed_run_draws_its_figures_and_tables(cli, tmp_path, figures_on):
+    run = tmp_path / "run"
+    result = cli("train", *SYNTH, "--epochs", "2", "--svg", "--out", run)
+    assert result.code == 0, result.err
+    sizes = {"curves": (1000, 400), "per_class": (1000, 400)}
+    for name in ("curves", "confusion", "per_class", "mistakes"):
+        with Image.open(run / "figures" / f"{name}.png") as image:
+            assert image.format == "PNG" and image.width >= 800
+            if name in sizes:
+                assert image.size == sizes[name]
+        assert (run / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [list(r) for r in rows][0] == list(records[0])
+    for row, record in zip(rows, records, strict=True):  # the CSV is the JSONL, value for value
+        assert {k: ("" if v is None else str(v)) for k, v in record.items()} == row
+    assert all(r["lr"] == 1e-3 for r in records)
+
+
+def test_confusion_matrix_and_per_class_agree_with_evaluation(cli, tmp_path):
+    from deepdive.evaluate import confusion_matrix, evaluate_split, open_run_for_test, predictions_on
+    run = tmp_path / "run"
+    assert cli("train", *SYNTH, "--epochs", "1", "--limit-test", "200", "--out", run).code == 0
+    _, cfg, info, engine, model, test = open_run_for_test(run, "cpu")
+    preds, confidences, truths = predictions_on(engine, model, test)
+    matrix = confusion_matrix(truths, preds, 4)
+    _, accuracy = evaluate_split(engine, model, test)
+    assert matrix.sum() == len(test) == 200 and np.trace(matrix) == round(accuracy * 200)
+    assert (matrix.sum(1) == np.bincount(test.labels.numpy(), minlength=4)).all()
+    assert ((0 < confidences) & (confidences <= 1)).all()
+    result = cli("evaluate", run, "--per-class", "--json").json()
+    table = result["per_class"]
+    assert [r["images"] for r in table] == matrix.sum(1).tolist()
+    assert [r["correct"] for r in table] == np.diag(matrix).tolist()
+    assert sum(r["correct"] for r in table) == round(result["test_accuracy"] * 200)
+    text = cli("evaluate", run, "--per-class").out
+    assert "class-0" in text and "accuracy" in text
+
+
+def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path, caplog):
+    """A line every --log-every seconds of the run's clock (injected: 1 s a step), with the bar's figures."""
+    from deepdive.cli import parse_train_flags
+    from deepdive.config import resolve_config
+    from deepdive.train import run_training
+    from test_fast import StepClock
+
+    clock = StepClock(1.0)
+    cfg = resolve_config(parse_train_flags([*SYNTH, "--epochs", "1", "--log-every", "10", "--out", str(tmp_path / "r")]))
+    with caplog.at_level("INFO", logger="deepdive"):
+        run_training(cfg, clock=clock, hooks=clock.hook)
+    lines = [r.getMessage() for r in caplog.records if "step" in r.getMessage() and "ETA" in r.getMessage()]
+    assert len(lines) == 3  # 32 steps of 1 s: at 10, 20 and 30 s
+    assert lines[0].startswith("epoch 1: step 10/32 (31%), loss ") and "img/s, epoch ETA 0m22s" in lines[0]
+    assert "64 img/s" in lines[0]  # 64 images a step, one step a second
+
+
+def test_tensorboard_events_hold_the_runs_metrics(cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = tmp_path / "run"
+    assert cli("train", *SYNTH, "--epochs", "2", "--tensorboard", "--out", run).code == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    events.Reload()
+    accuracy = [(e.step, e.value) for e in events.Scalars("accuracy/test")]
+    assert accuracy == [(r["epoch"], pytest.approx(r["test_accuracy"])) for r in records]
+    assert [e.value for e in events.Scalars("loss/train")] == [pytest.approx(r["train_loss"]) for r in records]
+    assert any(t.startswith("weights/") for t in events.Tags()["histograms"])
+    assert any(t.startswith("gradients/") for t in events.Tags()["histograms"])
+
+
+def test_tensorboard_missing_is_one_line(cli, tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    result = cli("train", *SYNTH, "--tensorboard", "--out", tmp_path / "run")
+    assert_one_line_error(result, "pip install 'deepdive[tensorboard]'")
+    assert not (tmp_path / "run").exists()
+
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="apt-get install chromium chromium-driver")
+@pytest.mark.skipif(not (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists(), reason="apt-get install dataset-fashion-mnist")
+def test_report_of_a_real_run_renders_in_chromium(cli, tmp_path):
+    """A Fashion-MNIST run's report.html, opened from disk in headless Chromium: every image loaded,
+    the headline numbers in the page's text, nothing fetched from the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    run = tmp_path / "run"
+    assert cli("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path, "--limit-train", "2000",
+               "--limit-test", "500", "--epochs", "1", "--out", run).code == 0
+    report = cli("report", run, "--json").json()
+    page = (run / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page and page.count('src="data:image/png;base64,') == 4
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)  # a local driver: no download
+    try:
+        driver.get(Path(report["report"]).resolve().as_uri())
+        widths = driver.execute_script("return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+        text = driver.find_element("tag name", "body").text
+    finally:
+        driver.quit()
+    assert len(widths) == 4 and all(w >= 800 for w in widths), widths
+    assert f"test accuracy {100 * report['test_accuracy']:.2f}%" in text
+    assert f"{report['test_loss']:.4f}" in text and "T-shirt/top" in text
