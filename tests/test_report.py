@@ -126,3 +126,40 @@ def test_report_of_a_real_run_renders_in_chromium(cli, tmp_path):
     assert len(widths) == 4 and all(w >= 800 for w in widths), widths
     assert f"test accuracy {100 * report['test_accuracy']:.2f}%" in text
     assert f"{report['test_loss']:.4f}" in text and "T-shirt/top" in text
+
+
+def test_rosenblatt_and_parity_plots(cli, tmp_path):
+    result = cli("rosenblatt", "--plot", "--out", tmp_path / "r.png", "--json")
+    assert result.code == 0 and result.json()["figure"] == str(tmp_path / "r.png")
+    with Image.open(tmp_path / "r.png") as image:
+        assert image.format == "PNG" and image.size == (1200, 420)
+        # the XOR panel's colours are the MLP's regions: both classes' colours appear in it
+        pixels = np.asarray(image.convert("RGB"))[:, 800:]
+    colours = {tuple(c) for c in pixels.reshape(-1, 3)[::97]}
+    assert any(c[2] > c[0] + 40 for c in colours) and any(c[0] > c[2] + 40 for c in colours)
+    result = cli("parity", "--steps", "4", "--plot", "--out", tmp_path / "p.png")
+    assert result.code == 0 and f"figure: {tmp_path / 'p.png'}" in result.out
+    with Image.open(tmp_path / "p.png") as image:
+        assert image.format == "PNG" and image.size == (1000, 450)
+
+
+def test_compare_tables_runs_and_draws_their_curves(cli, tmp_path):
+    for name, opt, epochs in (("adam-run", "adam", "2"), ("sgd-run", "sgd", "3")):
+        assert cli("train", *SYNTH, "--epochs", epochs, "--opt", opt, "--out", tmp_path / name).code == 0
+    out = tmp_path / "cmp"
+    report = cli("compare", tmp_path / "adam-run", tmp_path / "sgd-run", "--out", out, "--json").json()
+    rows = {r["run"]: r for r in report["runs"]}
+    for name in ("adam-run", "sgd-run"):
+        records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        assert rows[name]["epochs"] == len(records)
+        assert rows[name]["best_accuracy"] == max(r["test_accuracy"] for r in records)
+        assert rows[name]["final_accuracy"] == records[-1]["test_accuracy"]
+    assert rows["sgd-run"]["optimizer"] == "sgd" and rows["adam-run"]["lr"] == 1e-3
+    with Image.open(out / "compare.png") as image:
+        assert image.size == (1000, 400)
+    page = (out / "compare.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 1 and "sgd-run" in page
+    text = cli("compare", tmp_path / "adam-run", tmp_path / "sgd-run", "--out", out).out
+    assert text.splitlines()[0].split() == ["run", "model", "optimizer", "lr", "batch", "epochs", "best", "accuracy",
+                                             "final", "accuracy", "train", "time"]
+    assert_one_line_error(cli("compare", tmp_path / "nope"), "does not exist")

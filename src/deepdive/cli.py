@@ -22,6 +22,7 @@ log = logging.getLogger("deepdive")
 PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("deepdive.viz.graph", "the computational graph of a model or an expression, as the article draws it"),
     "report": ("deepdive.viz.report", "RUN/report.html: one self-contained page with the run's figures and tables"),
+    "compare": ("deepdive.viz.compare", "runs side by side: a table, overlaid curves, compare.png and compare.html"),
 }
 
 # Options that steer the command rather than the run: never part of a TrainConfig.
@@ -243,11 +244,15 @@ def build_parser() -> Parser:
     p.add_argument("-b", "--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print every step's differences as one JSON object")
+    p.add_argument("--plot", action="store_true", help="the relative differences per step, log scale, as a PNG")
+    p.add_argument("--out", metavar="FILE", help="with --plot (default parity-MODEL.png here)")
 
     p = sub.add_parser("rosenblatt", help="Rosenblatt's perceptron on separable data and XOR, beside a backprop MLP")
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", action="store_true", help="the decision lines and the MLP's regions, as a PNG")
+    p.add_argument("--out", metavar="FILE", help="with --plot (default rosenblatt.png here)")
 
     p = sub.add_parser("optimizers", help="the article's optimizer figure: paths over 2-D surfaces, steps to tolerance")
     p.add_argument("--surface", default="quadratic", help="quadratic (the zigzag), rosenbrock, saddle or noisy")
@@ -401,6 +406,11 @@ def cmd_parity(args) -> int:
     report = run_parity(args.model, args.steps, args.optimizer, args.dtype, lr=args.lr,
                         batch_size=args.batch_size, seed=args.seed)
     lines, ok = format_report(report, args.model, args.optimizer, args.dtype)
+    if args.plot:
+        from deepdive.parity import plot
+        out = args.out or f"parity-{args.model}.png"
+        plot(report, out, f"parity: {args.model}, {args.optimizer}, {args.dtype}")
+        lines.append(f"figure: {out}")
     if args.json:
         print("\n".join(lines), file=sys.stderr)
         print(json.dumps({"ok": ok, "model": args.model, "optimizer": args.optimizer, "dtype": args.dtype,
@@ -411,15 +421,22 @@ def cmd_parity(args) -> int:
 
 
 def cmd_rosenblatt(args) -> int:
-    from deepdive.rosenblatt import format_results, run
+    from deepdive.rosenblatt import fit_all, format_results, plot, run
 
     if args.max_epochs <= 0:
         raise UserError(f"--max-epochs {args.max_epochs} is invalid: give a positive integer")
-    results = run(args.max_epochs, args.seed)
+    fitted = fit_all(args.max_epochs, args.seed)
+    results = run(args.max_epochs, args.seed, fitted)
+    if args.plot:
+        out = args.out or "rosenblatt.png"
+        plot(fitted, out)
+        results["figure"] = str(out)
     if args.json:
         print(strict_json(results))
     else:
         print("\n".join(format_results(results, args.max_epochs)))
+        if args.plot:
+            print(f"figure: {results['figure']}")
     return 0
 
 

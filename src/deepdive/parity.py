@@ -224,3 +224,28 @@ def format_report(report: list[StepDiff], model_name: str, optimizer: str, dtype
     ok, detail = passes(report, dtype)
     lines.append(f"{'PASS' if ok else 'FAIL'} ({dtype}): {detail}")
     return lines, ok
+
+
+def plot(report: list[StepDiff], out, title: str) -> None:
+    """The relative difference scratch vs torch per step: the loss and every parameter, log scale."""
+    import numpy as np
+
+    from deepdive.atomic import write_atomic
+    from deepdive.viz.figures import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    steps = [d.step for d in report]
+    floor = 1e-18  # an exact 0 has no logarithm: drawn at the floor
+    ax.plot(steps, [max(d.loss[1], floor) for d in report], color="black", linewidth=2, label="loss")
+    for name in report[0].params:
+        ax.plot(steps, [max(d.params[name][1], floor) for d in report], linewidth=1, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("relative difference |scratch − torch| / max|torch|")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_xticks(np.unique(np.linspace(min(steps), max(steps), min(len(steps), 10)).round().astype(int)))
+    fig.tight_layout()
+    write_atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

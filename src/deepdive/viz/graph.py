@@ -28,12 +28,15 @@ from deepdive.errors import UserError
 
 MODEL_TARGETS = {"perceptron": "perceptron", "mlp": "simplenet", "simplenet": "simplenet",
                  "article-cnn": "article-cnn"}
+TITLES = {"perceptron": "perceptron f(x, w) = wᵀx + b", "simplenet": "mlp (the article's SimpleNet)",
+          "article-cnn": "article-cnn (the article's Net, in training mode: dropout drawn)"}
 DEFAULT_INPUT = {"perceptron": (1, 28, 28), "simplenet": (1, 28, 28), "article-cnn": (3, 32, 32)}
 FUNCTIONS = ("relu", "sigmoid", "tanh", "exp", "log", "sum", "mean", "max")
 SHOWN_ELEMENTS = 16  # tensors up to this size show their numbers, larger ones a summary
 MAX_ELEMENTS = 1_000_000  # per --shape variable: a graph, not a benchmark
 MAX_EXAMPLE = 200_000  # numbers per model input example (3x224x224 fits)
 MAX_EXPRESSION = 1000  # characters
+MAX_DEPTH = 200  # operations nested in one another
 
 # Operation class -> (name drawn, names of its positional inputs, local gradient with g = ∂L/∂y).
 OPS = {
@@ -230,7 +233,7 @@ def model_graph(name: str, args) -> Graph:
             root.backward()
     finally:
         np.random.set_state(saved)
-    title = f"{args.target}: input {_shape_text((batch, *input_shape))}, {args.classes} classes"
+    title = f"{TITLES[name]}: input {_shape_text((batch, *input_shape))}, {args.classes} classes"
     return _with_leaf_grads(Graph(title, nodes, args.backward, loss))
 
 
@@ -271,7 +274,7 @@ def expression_graph(text: str, args) -> Graph:
             result = _evaluate(tree.body, env)
     except (ValueError, TypeError, IndexError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot evaluate {text!r} with these shapes ({_shapes_text(env)}): {reason}") from None
+        raise UserError(f"cannot evaluate {text!r} ({_shapes_text(env)}): {reason}") from None
     if not isinstance(result, Tensor) or result._node is None:
         raise UserError(f"{text!r} has no operation on a variable to draw: e.g. 'relu(w @ x + b)'")
     root, loss = result, ""
@@ -297,10 +300,16 @@ def _parse(text: str) -> ast.Expression:
         raise UserError(f"{text!r} is neither a model (perceptron, mlp, article-cnn) nor an expression: "
                         f"{reason}") from None
     if isinstance(tree.body, ast.Name):  # a bare name: most likely a model name mistyped
+        from deepdive.models.registry import MODELS_SPECS
+        if text in MODELS_SPECS:
+            raise UserError(f"{text} runs on torch only, and the graph is the scratch engine's: give "
+                            "perceptron, mlp or article-cnn")
         raise UserError(f"unknown target {text!r}: give perceptron, mlp, article-cnn or an expression "
                         f"such as 'relu(w @ x + b)'")
     allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Attribute,
                ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult, ast.Pow, ast.USub, ast.UAdd)
+    if _depth(tree) > MAX_DEPTH:  # evaluation recurses: refuse before Python's recursion limit does
+        raise UserError(f"{text[:60]!r}...: nested more than {MAX_DEPTH} deep")
     callees = _callees(tree)
     for node in ast.walk(tree):
         if not isinstance(node, allowed):
@@ -319,6 +328,15 @@ def _parse(text: str) -> ast.Expression:
         if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in callees:
             raise UserError(f"{text!r}: {node.id} is a function, not a variable name")
     return tree
+
+
+def _depth(tree) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _callees(tree) -> set:

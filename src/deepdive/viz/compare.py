@@ -1,0 +1,115 @@
+"""``deepdive compare RUN...``: runs side by side - a table on the terminal, overlaid curves in
+``compare.png`` and both in a self-contained ``compare.html`` (written into ``--out``, default here).
+
+Everything comes from the run folders' own files (config.json, summary.json,
+metrics.jsonl): nothing is re-run or re-evaluated.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+COLUMNS = ("run", "model", "optimizer", "lr", "batch", "epochs", "best accuracy", "final accuracy", "train time")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
+    p.add_argument("--out", metavar="DIR", default=".", help="where compare.png and compare.html go (default here)")
+    p.add_argument("--json", action="store_true", help="the table as one JSON object on stdout")
+
+
+def run(args) -> int:
+    from deepdive.cli import strict_json
+
+    rows, histories = collect(args.runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    png = draw(rows, histories)
+    from deepdive.atomic import write_bytes_atomic
+    write_bytes_atomic(out / "compare.png", png)
+    write_bytes_atomic(out / "compare.html", page(rows, png).encode())
+    if args.json:
+        print(strict_json({"runs": rows, "figure": str(out / "compare.png"), "page": str(out / "compare.html")}))
+        return 0
+    for line in table_lines(rows):
+        print(line)
+    print(f"figure: {out / 'compare.png'}; page: {out / 'compare.html'}")
+    return 0
+
+
+def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
+    """One row per run (the table's values) and its per-epoch records."""
+    from deepdive.runs import SUMMARY, RunDir
+
+    rows, histories = [], []
+    names = _short_names(run_dirs)
+    for name, path in zip(names, run_dirs):
+        folder = RunDir.open(path)
+        cfg = folder.config()
+        summary = folder.summary() if folder.file(SUMMARY).exists() else {}
+        records = folder.metrics()
+        accuracies = [r["test_accuracy"] for r in records if r.get("test_accuracy") is not None]
+        rows.append({"run": name, "path": str(folder.path), "model": cfg.model, "optimizer": cfg.optimizer,
+                     "lr": cfg.lr, "batch": cfg.batch_size, "epochs": len(records),
+                     "best_accuracy": max(accuracies) if accuracies else None,
+                     "final_accuracy": accuracies[-1] if accuracies else None,
+                     "train_seconds": summary.get("train_seconds"), "status": summary.get("status")})
+        histories.append(records)
+    return rows, histories
+
+
+def _short_names(paths: list[str]) -> list[str]:
+    """Folder names, made unique with their parent when two runs share one."""
+    names = [Path(p).name or str(p) for p in paths]
+    return [str(Path(p).parent.name) + "/" + n if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
+def _cells(row: dict) -> list[str]:
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+    seconds = row["train_seconds"]
+    return [row["run"], row["model"], row["optimizer"], f"{row['lr']:g}", str(row["batch"]), str(row["epochs"]),
+            pct(row["best_accuracy"]), pct(row["final_accuracy"]), "-" if seconds is None else f"{seconds:.1f} s"]
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    cells = [list(COLUMNS)] + [_cells(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return ["  ".join(c[i].ljust(widths[i]) for i in range(len(COLUMNS))).rstrip() for c in cells]
+
+
+def draw(rows: list[dict], histories: list[list[dict]]) -> bytes:
+    """Test accuracy and training loss per epoch, one line per run: a PNG's bytes."""
+    from deepdive.viz.figures import _pyplot
+
+    plt = _pyplot()
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    for row, records in zip(rows, histories):
+        acc = [(r["epoch"], 100 * r["test_accuracy"]) for r in records if r.get("test_accuracy") is not None]
+        loss = [(r["epoch"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
+        if acc:
+            ax_acc.plot(*zip(*acc), marker="o", markersize=3, label=row["run"])
+        if loss:
+            ax_loss.plot(*zip(*loss), marker="o", markersize=3, label=row["run"])
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    for ax in (ax_acc, ax_loss):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def page(rows: list[dict], png: bytes) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    image = base64.b64encode(png).decode()
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>deepdive: compare</title>"
+            "<style>body{font-family:sans-serif;max-width:1040px;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px}img{max-width:100%}</style></head><body>"
+            f"<h1>{len(rows)} runs compared</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f'<img alt="curves" src="data:image/png;base64,{image}"></body></html>\n')
