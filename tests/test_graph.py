@@ -153,6 +153,7 @@ def test_missing_dot_or_package_is_one_line(cli, tmp_path, monkeypatch):
     (["w @@ x"], "neither a model"),
     (["relu(x, y)"], "exactly one argument"),
     (["1 + 2"], "no operation on a variable"),
+    (["--", "-" * 500 + "x"], "nested more than"),
     (["w @ x", "--shape", "w=4x3", "--shape", "x=2"], "cannot evaluate"),
     (["w @ x", "--shape", "w=4y3"], "--shape 'w=4y3' is invalid"),
     (["w @ x", "--shape", "z=3"], "names no variable"),
@@ -167,6 +168,6 @@ def test_bad_input_is_one_line(cli, args, fragment):
 
 def test_import_is_light():
     code = ("import sys, deepdive.viz.graph; "
-            "print(sorted(m for m in ('torch', 'graphviz', 'matplotlib') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'numpy', 'graphviz', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

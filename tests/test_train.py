@@ -31,7 +31,7 @@ def test_run_folder_contents(cli, tmp_path):
     summary = train(cli, tmp_path, "--epochs", "1")
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {"config.json", "model.json", "metrics.jsonl", "summary.json",
-                                               "model.safetensors", "best.safetensors", "state.pt"}
+                                               "model.safetensors", "best.safetensors", "state.pt", "metrics.csv"}
     for key in ("status", "test_accuracy", "test_loss", "epochs", "train_seconds", "images_per_second", "device",
                 "torch_version", "deepdive_version"):
         assert key in summary

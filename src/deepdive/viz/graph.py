@@ -16,15 +16,16 @@ both imported or looked for only when asked for.
 from __future__ import annotations
 
 import ast
+import math
 import re
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from deepdive.errors import UserError
+
+# numpy, the engine, graphviz: imported where used, since building the CLI's parser imports this module
 
 MODEL_TARGETS = {"perceptron": "perceptron", "mlp": "simplenet", "simplenet": "simplenet",
                  "article-cnn": "article-cnn"}
@@ -36,7 +37,7 @@ SHOWN_ELEMENTS = 16  # tensors up to this size show their numbers, larger ones a
 MAX_ELEMENTS = 1_000_000  # per --shape variable: a graph, not a benchmark
 MAX_EXAMPLE = 200_000  # numbers per model input example (3x224x224 fits)
 MAX_EXPRESSION = 1000  # characters
-MAX_DEPTH = 200  # operations nested in one another
+MAX_DEPTH = 400  # operations nested in one another
 
 # Operation class -> (name drawn, names of its positional inputs, local gradient with g = ∂L/∂y).
 OPS = {
@@ -145,6 +146,8 @@ class _Observed:
         self.fn, self.node = fn, node
 
     def backward(self, ctx, grad):
+        import numpy as np
+
         self.node.grad = np.array(grad, copy=True)
         return self.fn.backward(ctx, grad)
 
@@ -177,6 +180,8 @@ def record(root, names: dict, data_name: str, variables: bool = False) -> list[N
 
 
 def _node_for(obj, key, names, data_name, variables, made) -> Node:
+    import numpy as np
+
     from deepdive.scratch.nn import Parameter
     from deepdive.scratch.tensor import Tensor
 
@@ -201,6 +206,8 @@ def _node_for(obj, key, names, data_name, variables, made) -> Node:
 # -- models ----------------------------------------------------------------------------------------
 def model_graph(name: str, args) -> Graph:
     """Build model ``name`` on the scratch engine, run one seeded batch, and record its graph."""
+    import numpy as np
+
     import deepdive.scratch.nn as nn
     from deepdive.models import build_model
 
@@ -244,8 +251,8 @@ def _input_shape(text: str | None, default: tuple) -> tuple:
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise UserError(f"--input-shape {text!r} is invalid: give C,H,W as three positive integers, e.g. 3,32,32")
     shape = tuple(int(p) for p in parts)
-    if int(np.prod(shape)) > MAX_EXAMPLE:
-        raise UserError(f"--input-shape {text} has {int(np.prod(shape))} numbers per example: give at most "
+    if math.prod(shape) > MAX_EXAMPLE:
+        raise UserError(f"--input-shape {text} has {math.prod(shape)} numbers per example: give at most "
                         f"{MAX_EXAMPLE} (a graph does not need large images)")
     return shape
 
@@ -254,6 +261,8 @@ def _input_shape(text: str | None, default: tuple) -> tuple:
 def expression_graph(text: str, args) -> Graph:
     """Parse ``text`` with ``ast`` (a whitelist, never ``eval``), evaluate it on seeded random
     float64 variables that need gradients, and record the graph."""
+    import numpy as np
+
     if args.input_shape is not None or args.batch is not None:
         raise UserError("--input-shape and --batch apply to models: an expression takes --shape NAME=AxB")
     tree = _parse(text)
@@ -309,7 +318,7 @@ def _parse(text: str) -> ast.Expression:
     allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Attribute,
                ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult, ast.Pow, ast.USub, ast.UAdd)
     if _depth(tree) > MAX_DEPTH:  # evaluation recurses: refuse before Python's recursion limit does
-        raise UserError(f"{text[:60]!r}...: nested more than {MAX_DEPTH} deep")
+        raise UserError(f"the expression is nested more than {MAX_DEPTH} deep: give a shallower one")
     callees = _callees(tree)
     for node in ast.walk(tree):
         if not isinstance(node, allowed):
@@ -388,8 +397,8 @@ def _shapes(items: list[str]) -> dict:
         if not name.isidentifier() or not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise UserError(f"--shape {item!r} is invalid: give NAME=AxB with positive sizes, e.g. w=4x3 or x=3")
         shape = tuple(int(p) for p in parts)
-        if int(np.prod(shape)) > MAX_ELEMENTS:
-            raise UserError(f"--shape {item} has {int(np.prod(shape))} elements: give at most {MAX_ELEMENTS}")
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise UserError(f"--shape {item} has {math.prod(shape)} elements: give at most {MAX_ELEMENTS}")
         shapes[name] = shape
     return shapes
 
@@ -414,6 +423,8 @@ def _shape_text(shape: tuple) -> str:
 
 def _numbers(a) -> str:
     """Up to SHOWN_ELEMENTS values as a nested list, 4 significant digits (parseable back)."""
+    import numpy as np
+
     a = np.asarray(a) + 0  # relu's −0. shows as 0.
     if a.ndim == 0:
         return f"{a.item():.4g}"
@@ -422,6 +433,8 @@ def _numbers(a) -> str:
 
 def _summary(a) -> str:
     """A tensor for a label: its numbers when small, else shape, L2 norm and its first three numbers."""
+    import numpy as np
+
     a = np.asarray(a) + 0
     if a.size <= SHOWN_ELEMENTS:
         return _numbers(a)
