@@ -163,3 +163,15 @@ def test_compare_tables_runs_and_draws_their_curves(cli, tmp_path):
     assert text.splitlines()[0].split() == ["run", "model", "optimizer", "lr", "batch", "epochs", "best", "accuracy",
                                              "final", "accuracy", "train", "time"]
     assert_one_line_error(cli("compare", tmp_path / "nope"), "does not exist")
+
+
+def test_the_article_recipe_report_sets_the_published_numbers_beside_the_runs():
+    from deepdive.recipes import ARTICLE
+    from deepdive.viz.report import _article_section
+    metrics = [{"epoch": 1, "train_loss": 1.9}, {"epoch": 2, "train_loss": 1.6}]
+    section = _article_section({"recipe": "article"}, metrics, {"test_accuracy": 0.585,
+                                                                 "test_accuracy_train_mode": 0.537})
+    published = ARTICLE["published"]
+    assert f"<td>{published['train_losses'][1]:.3f}</td><td>1.600</td>" in section
+    assert f"article {100 * published['test_accuracy']:.2f}%" in section and "58.50%" in section and "53.70%" in section
+    assert _article_section({"recipe": "fast"}, metrics, {}) == ""

@@ -160,7 +160,7 @@ class Trainer:
         self.eval_every = self._eval_interval()
         self.model.train()
         bar = tqdm(total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}",
-                   unit="batch", disable=None, leave=False, file=sys.stderr)
+                   unit="img", unit_scale=self.cfg.batch_size, disable=None, leave=False, file=sys.stderr)
         lines = ProgressLines(self, self.cfg.log_every) if bar.disable and self.cfg.log_every else None
         try:
             with self.watch.phase("train"):
