@@ -160,8 +160,10 @@ def test_compare_tables_runs_and_draws_their_curves(cli, tmp_path):
     page = (out / "compare.html").read_text()
     assert page.count('src="data:image/png;base64,') == 1 and "sgd-run" in page
     text = cli("compare", tmp_path / "adam-run", tmp_path / "sgd-run", "--out", out).out
-    assert text.splitlines()[0].split() == ["run", "model", "optimizer", "lr", "batch", "epochs", "best", "accuracy",
-                                             "final", "accuracy", "train", "time"]
+    assert text.splitlines()[0].split() == ["run", "dataset", "model", "optimizer", "lr", "batch", "epochs", "best",
+                                             "accuracy", "final", "accuracy", "train", "time", "status"]
+    assert text.splitlines()[2].split()[:3] == ["sgd-run", "synthetic", "simplenet"]
+    assert_one_line_error(cli("compare", tmp_path / "sgd-run", f"{tmp_path}/./sgd-run"), "given more than once")
     assert_one_line_error(cli("compare", tmp_path / "nope"), "does not exist")
 
 
@@ -175,3 +177,11 @@ def test_the_article_recipe_report_sets_the_published_numbers_beside_the_runs():
     assert f"<td>{published['train_losses'][1]:.3f}</td><td>1.600</td>" in section
     assert f"article {100 * published['test_accuracy']:.2f}%" in section and "58.50%" in section and "53.70%" in section
     assert _article_section({"recipe": "fast"}, metrics, {}) == ""
+
+
+def test_per_class_figure_marks_a_class_without_test_images(tmp_path):
+    from deepdive.viz.run_figures import per_class
+    rows = [{"class": "a", "images": 4, "correct": 3, "accuracy": 0.75},
+            {"class": "b", "images": 0, "correct": 0, "accuracy": None}]
+    with Image.open(per_class(rows, tmp_path)) as image:
+        assert image.size == (1000, 400)

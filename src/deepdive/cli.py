@@ -13,7 +13,8 @@ import math
 import signal
 import sys
 
-from deepdive.errors import Interrupted, RunFailed, UserError
+from deepdive.errors import Interrupted, RunFailed, UserError, WriteFailed
+from deepdive.files import output_file
 
 log = logging.getLogger("deepdive")
 
@@ -245,14 +246,14 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print every step's differences as one JSON object")
     p.add_argument("--plot", action="store_true", help="the relative differences per step, log scale, as a PNG")
-    p.add_argument("--out", metavar="FILE", help="with --plot (default parity-MODEL.png here)")
+    p.add_argument("--out", metavar="FILE", help="the plot's file (implies --plot; default parity-MODEL.png here)")
 
     p = sub.add_parser("rosenblatt", help="Rosenblatt's perceptron on separable data and XOR, beside a backprop MLP")
     p.add_argument("--max-epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", action="store_true", help="the decision lines and the MLP's regions, as a PNG")
-    p.add_argument("--out", metavar="FILE", help="with --plot (default rosenblatt.png here)")
+    p.add_argument("--out", metavar="FILE", help="the plot's file (implies --plot; default rosenblatt.png here)")
 
     p = sub.add_parser("optimizers", help="the article's optimizer figure: paths over 2-D surfaces, steps to tolerance")
     p.add_argument("--surface", default="quadratic", help="quadratic (the zigzag), rosenbrock, saddle or noisy")
@@ -261,7 +262,7 @@ def build_parser() -> Parser:
     p.add_argument("--lr", type=float, help="one learning rate for all (default: each optimizer's own on the surface)")
     p.add_argument("--momentum", type=float, help="γ for momentum and nesterov (default: the surface's, 0.7 on quadratic, else 0.9)")
     p.add_argument("--steps", type=int, help="default: the surface's (300; rosenbrock 3000)")
-    p.add_argument("--tol", type=float, help="f(θ) − f_min counted as converged (default 1e-4; noisy 0.05)")
+    p.add_argument("--tol", type=float, help="f(θ) − f_min counted as converged (default 1e-4; noisy 1)")
     p.add_argument("--seed", type=int, default=0, help="the noisy surface's gradient noise")
     p.add_argument("--animate", action="store_true", help="a GIF in which the paths grow, instead of a PNG")
     p.add_argument("--out", metavar="FILE", help="default optimizers-SURFACE.png (.gif with --animate) here")
@@ -402,13 +403,13 @@ def cmd_parity(args) -> int:
             raise UserError(f"{flag} {value} is invalid: give a positive integer")
     if args.lr is not None and not args.lr > 0:
         raise UserError(f"--lr {args.lr} is invalid: give a positive number")
+    out = output_file(args.out or f"parity-{args.model}.png", (".png",)) if args.plot or args.out else None
     set_threads(1)  # torch and NumPy BLAS threads on 2 cores fight; one thread each is faster here
     report = run_parity(args.model, args.steps, args.optimizer, args.dtype, lr=args.lr,
                         batch_size=args.batch_size, seed=args.seed)
     lines, ok = format_report(report, args.model, args.optimizer, args.dtype)
-    if args.plot:
+    if out:
         from deepdive.parity import plot
-        out = args.out or f"parity-{args.model}.png"
         plot(report, out, f"parity: {args.model}, {args.optimizer}, {args.dtype}")
         lines.append(f"figure: {out}")
     if args.json:
@@ -425,17 +426,17 @@ def cmd_rosenblatt(args) -> int:
 
     if args.max_epochs <= 0:
         raise UserError(f"--max-epochs {args.max_epochs} is invalid: give a positive integer")
+    out = output_file(args.out or "rosenblatt.png", (".png",)) if args.plot or args.out else None
     fitted = fit_all(args.max_epochs, args.seed)
     results = run(args.max_epochs, args.seed, fitted)
-    if args.plot:
-        out = args.out or "rosenblatt.png"
+    if out:
         plot(fitted, out)
         results["figure"] = str(out)
     if args.json:
         print(strict_json(results))
     else:
         print("\n".join(format_results(results, args.max_epochs)))
-        if args.plot:
+        if "figure" in results:
             print(f"figure: {results['figure']}")
     return 0
 
@@ -453,9 +454,10 @@ def cmd_optimizers(args) -> int:
     if args.momentum is not None and not 0 <= args.momentum < 1:
         raise UserError(f"--momentum {args.momentum} is out of range: give a value in [0, 1)")
     s = surface(args.surface)
+    out = output_file(args.out or f"optimizers-{args.surface}.{'gif' if args.animate else 'png'}",
+                      (".gif",) if args.animate else (".png",))
     steps, tol = args.steps or s.steps, args.tol or s.tol
     paths = run_paths(args.surface, names, steps, tol, args.lr, args.momentum, args.seed)
-    out = args.out or f"optimizers-{args.surface}.{'gif' if args.animate else 'png'}"
     from deepdive.viz.figures import draw_paths
     draw_paths(s, paths, out, f"{args.surface}: {s.title}", tol, animate=args.animate)
     verdict = momentum_verdict(paths, steps)
@@ -560,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         for line in str(exc).splitlines() or [""]:
             print(f"deepdive {args.command}: error: {_printable(line)}", file=sys.stderr)
+        return 2
+    except WriteFailed as exc:
+        if args.command in ("train", "reproduce"):  # a run that started and could not finish
+            print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
+            return 1
+        print(_printable(f"deepdive {args.command}: error: cannot write {exc.path} ({exc.reason}): choose another "
+                         "--out"), file=sys.stderr)
         return 2
     except RunFailed as exc:
         print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)

@@ -25,3 +25,22 @@ def read_bounded(path: str | Path, limit: int, fix: str) -> bytes:
             parts.append(chunk)
             held += len(chunk)
     raise UserError(f"{path} is larger than {limit / 1e6:.0f} MB, far larger than such a file is: {fix}")
+
+
+def output_file(path: str | Path, suffixes: tuple[str, ...], flag: str = "--out") -> Path:
+    """A file a command may write: checked before any work, so a bad path is one line (exit 2), not a
+    failed write at the end. Its folder must exist and be writable; its suffix must be one of
+    ``suffixes`` (the format written is the one the name says)."""
+    import os
+
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)} (the format written)")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder: give a file name, e.g. {path / ('figure' + suffixes[0])}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: the folder {folder} does not exist: create it or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: the folder {folder} is not writable: choose another path")
+    return path

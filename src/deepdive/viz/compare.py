@@ -11,7 +11,8 @@ import html
 import io
 from pathlib import Path
 
-COLUMNS = ("run", "model", "optimizer", "lr", "batch", "epochs", "best accuracy", "final accuracy", "train time")
+COLUMNS = ("run", "dataset", "model", "optimizer", "lr", "batch", "epochs", "best accuracy", "final accuracy",
+           "train time", "status")
 
 
 def add_arguments(p) -> None:
@@ -30,6 +31,11 @@ def run(args) -> int:
     from deepdive.atomic import write_bytes_atomic
     write_bytes_atomic(out / "compare.png", png)
     write_bytes_atomic(out / "compare.html", page(rows, png).encode())
+    datasets = sorted({r["dataset"] for r in rows})
+    if len(datasets) > 1:
+        import logging
+        logging.getLogger("deepdive").warning("warning: the runs are on different datasets (%s): their accuracies "
+                                              "are not comparable", ", ".join(datasets))
     if args.json:
         print(strict_json({"runs": rows, "figure": str(out / "compare.png"), "page": str(out / "compare.html")}))
         return 0
@@ -43,6 +49,12 @@ def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
     """One row per run (the table's values) and its per-epoch records."""
     from deepdive.runs import SUMMARY, RunDir
 
+    from deepdive.errors import UserError
+
+    resolved = [Path(p).resolve() for p in run_dirs]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise UserError(f"{twice[0]} is given more than once: give each run once")
     rows, histories = [], []
     names = _short_names(run_dirs)
     for name, path in zip(names, run_dirs):
@@ -51,7 +63,8 @@ def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
         summary = folder.summary() if folder.file(SUMMARY).exists() else {}
         records = folder.metrics()
         accuracies = [r["test_accuracy"] for r in records if r.get("test_accuracy") is not None]
-        rows.append({"run": name, "path": str(folder.path), "model": cfg.model, "optimizer": cfg.optimizer,
+        rows.append({"run": name, "path": str(folder.path), "dataset": cfg.dataset, "engine": cfg.engine,
+                     "model": cfg.model, "optimizer": cfg.optimizer,
                      "lr": cfg.lr, "batch": cfg.batch_size, "epochs": len(records),
                      "best_accuracy": max(accuracies) if accuracies else None,
                      "final_accuracy": accuracies[-1] if accuracies else None,
@@ -61,17 +74,20 @@ def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
 
 
 def _short_names(paths: list[str]) -> list[str]:
-    """Folder names, made unique with their parent when two runs share one."""
-    names = [Path(p).name or str(p) for p in paths]
-    return [str(Path(p).parent.name) + "/" + n if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    """Folder names, made unique with their parent's name when two runs share one."""
+    resolved = [Path(p).resolve() for p in paths]
+    names = [p.name for p in resolved]
+    return [f"{p.parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(resolved, names)]
 
 
 def _cells(row: dict) -> list[str]:
     def pct(v):
         return "-" if v is None else f"{100 * v:.2f}%"
     seconds = row["train_seconds"]
-    return [row["run"], row["model"], row["optimizer"], f"{row['lr']:g}", str(row["batch"]), str(row["epochs"]),
-            pct(row["best_accuracy"]), pct(row["final_accuracy"]), "-" if seconds is None else f"{seconds:.1f} s"]
+    model = row["model"] + (" (scratch)" if row["engine"] == "scratch" else "")
+    return [row["run"], row["dataset"], model, row["optimizer"], f"{row['lr']:g}", str(row["batch"]),
+            str(row["epochs"]), pct(row["best_accuracy"]), pct(row["final_accuracy"]),
+            "-" if seconds is None else f"{seconds:.1f} s", str(row["status"] or "-")]
 
 
 def table_lines(rows: list[dict]) -> list[str]:
@@ -97,6 +113,8 @@ def draw(rows: list[dict], histories: list[list[dict]]) -> bytes:
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
     for ax in (ax_acc, ax_loss):
         ax.legend(fontsize=7)
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -40,6 +40,14 @@ def _contours(ax, s) -> None:
 def draw_paths(s, paths, out: str | Path, title: str, tol: float, animate: bool = False) -> Path:
     """Paths over the surface's contours (left) and f − f_min per step, log scale (right): a PNG, or with
     ``animate`` a GIF in which the paths grow step by step."""
+    import warnings
+
+    with warnings.catch_warnings():  # a diverged path (inf, nan) makes matplotlib warn; the table says it
+        warnings.simplefilter("ignore")
+        return _draw_paths(s, paths, out, title, tol, animate)
+
+
+def _draw_paths(s, paths, out, title: str, tol: float, animate: bool) -> Path:
     plt = _pyplot()
     out = Path(out)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(WIDTH_PX / DPI, WIDTH_PX / DPI * 0.45), dpi=DPI)
@@ -51,7 +59,7 @@ def draw_paths(s, paths, out: str | Path, title: str, tol: float, animate: bool 
         label = f"{p.optimizer} (η={p.lr:g})"
         lines.append(ax.plot(*p.points.T, color=color, linewidth=1.2, label=label)[0])
         marks.append(ax.plot(*p.points[-1], "o", color=color, markersize=4)[0])
-        losses = np.maximum(p.losses, 1e-16)
+        losses = np.clip(np.nan_to_num(p.losses, nan=1e300, posinf=1e300), 1e-16, 1e300)
         curves.append(ax_loss.plot(np.arange(len(losses)), losses, color=color, label=label)[0])
     ax_loss.axhline(tol, color="black", linestyle=":", linewidth=1, label=f"tolerance {tol:g}")
     ax_loss.set_yscale("log")

@@ -95,6 +95,9 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     fmt = args.format or _format_from_suffix(args.out)
+    if args.out:
+        from deepdive.files import output_file
+        output_file(args.out, (f".{fmt}",))  # the name says the format written; the folder is writable
     if args.target in MODEL_TARGETS:
         graph = model_graph(MODEL_TARGETS[args.target], args)
     else:

@@ -35,10 +35,11 @@ def curves(records: list[dict], folder: Path, svg: bool = False) -> Path:
     plt = _pyplot()
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(WIDTH_IN, WIDTH_IN * 0.4))
+    colors = {"train": "tab:blue", "test": "tab:orange", "validation": "tab:green", "test, train mode": "tab:red"}
     for key, label in (("train_loss", "train"), ("test_loss", "test"), ("val_loss", "validation")):
         points = [(e, r[key]) for e, r in zip(epochs, records) if r.get(key) is not None]
         if points:
-            ax_loss.plot(*zip(*points), marker="o", markersize=3, label=label)
+            ax_loss.plot(*zip(*points), marker="o", markersize=3, label=label, color=colors[label])
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss (cross-entropy)")
     ax_loss.legend()
@@ -46,11 +47,13 @@ def curves(records: list[dict], folder: Path, svg: bool = False) -> Path:
                        ("test_accuracy_train_mode", "test, train mode")):
         points = [(e, 100 * r[key]) for e, r in zip(epochs, records) if r.get(key) is not None]
         if points:
-            ax_acc.plot(*zip(*points), marker="o", markersize=3, label=label)
+            ax_acc.plot(*zip(*points), marker="o", markersize=3, label=label, color=colors[label])
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
+    low, high = ax_acc.get_ylim()
+    ax_acc.set_ylim(low, min(high, 100.5))
     lrs = [(e, r["lr"]) for e, r in zip(epochs, records) if r.get("lr") is not None]
-    if lrs:
+    if lrs and len({v for _, v in lrs}) > 1:  # a constant lr would only draw a flat line on a made-up scale
         ax_lr = ax_acc.twinx()
         ax_lr.plot(*zip(*lrs), color="grey", linestyle="--", linewidth=1, label="learning rate")
         ax_lr.set_ylabel("learning rate", color="grey")
@@ -59,6 +62,10 @@ def curves(records: list[dict], folder: Path, svg: bool = False) -> Path:
     from matplotlib.ticker import MaxNLocator
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            ax.set_xticks(epochs)
+    if lrs and len({v for _, v in lrs}) == 1:
+        ax_acc.set_title(f"learning rate {lrs[0][1]:g} throughout", fontsize=9)
     fig.tight_layout()
     path = _save(fig, folder, "curves", svg)
     plt.close(fig)
@@ -96,16 +103,19 @@ def per_class(rows: list[dict], folder: Path, svg: bool = False) -> Path:
     from deepdive.viz.figures import _pyplot
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, WIDTH_IN * 0.4))
+    fig, ax = plt.subplots(figsize=(max(WIDTH_IN, 0.25 * len(rows)), WIDTH_IN * 0.4 + (1.5 if len(rows) > 8 else 0)))
     names = [r["class"] for r in rows]
-    values = [100 * (r["accuracy"] or 0.0) for r in rows]
-    ax.bar(range(len(rows)), values, color="steelblue")
-    ax.set_xticks(range(len(rows)), names, rotation=60 if len(rows) > 8 else 0, ha="right" if len(rows) > 8 else "center")
+    values = [None if r["accuracy"] is None else 100 * r["accuracy"] for r in rows]
+    ax.bar(range(len(rows)), [v or 0.0 for v in values], color="steelblue")
+    many = len(rows) > 8
+    ax.set_xticks(range(len(rows)), names, rotation=60 if many else 0, ha="right" if many else "center",
+                  fontsize=8 if len(rows) <= 30 else 6)
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)
     ax.set_title("per-class test accuracy")
-    for i, v in enumerate(values):
-        ax.text(i, v + 1, f"{v:.1f}", ha="center", fontsize=8)
+    if len(rows) <= 30:  # more labels than that only smear
+        for i, v in enumerate(values):
+            ax.text(i, (v or 0.0) + 1, "n/a" if v is None else f"{v:.1f}", ha="center", fontsize=8)
     fig.tight_layout()
     path = _save(fig, folder, "per_class", svg)
     plt.close(fig)
