@@ -135,7 +135,7 @@ def test_rosenblatt_and_parity_plots(cli, tmp_path):
         assert image.format == "PNG" and image.size == (1200, 420)
         # the XOR panel's colours are the MLP's regions: both classes' colours appear in it
         pixels = np.asarray(image.convert("RGB"))[:, 800:]
-    colours = {tuple(c) for c in pixels.reshape(-1, 3)[::97]}
+    colours = {tuple(int(v) for v in c) for c in pixels.reshape(-1, 3)[::97]}
     assert any(c[2] > c[0] + 40 for c in colours) and any(c[0] > c[2] + 40 for c in colours)
     result = cli("parity", "--steps", "4", "--plot", "--out", tmp_path / "p.png")
     assert result.code == 0 and f"figure: {tmp_path / 'p.png'}" in result.out
