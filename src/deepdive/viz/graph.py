@@ -473,7 +473,10 @@ def to_dot(graph: Graph) -> str:
     if graph.backward:
         title += f"\n{graph.loss};  g = ∂L/∂y, the gradient arriving at an operation from above"
     lines = ["digraph graph_ {",
-             f"  label={_quote(title)}; labelloc=t; rankdir=LR; fontname=Helvetica;",
+             # left to right reads like the article's figures; a long chain (a whole model) reads better
+             # top to bottom than as one strip many screens wide; dpi 150: small graphs still >= 800 px
+             f"  label={_quote(title)}; labelloc=t; rankdir={'TB' if len(graph.nodes) > 12 else 'LR'}; "
+             "fontname=Helvetica; dpi=150;",
              "  node [fontname=Helvetica, fontsize=11]; edge [fontname=Helvetica, fontsize=9];",
              "  // operations: rounded boxes; parameters: yellow 3-D boxes; variables: green; data: grey ellipses"]
     for node in graph.nodes:
