@@ -185,3 +185,12 @@ def test_per_class_figure_marks_a_class_without_test_images(tmp_path):
             {"class": "b", "images": 0, "correct": 0, "accuracy": None}]
     with Image.open(per_class(rows, tmp_path)) as image:
         assert image.size == (1000, 400)
+
+
+def test_no_figures_skips_them_and_report_draws_them_later(cli, tmp_path, figures_on):
+    run = tmp_path / "run"
+    assert cli("train", *SYNTH, "--epochs", "1", "--no-figures", "--out", run).code == 0
+    assert not (run / "figures").exists()
+    assert cli("report", run).code == 0
+    assert sorted(p.name for p in (run / "figures").iterdir()) == ["confusion.png", "curves.png", "mistakes.png",
+                                                                    "per_class.png"]
