@@ -472,3 +472,12 @@ def test_nan_weights_give_strict_json(cli, run):
     assert result.code == 0
     assert json.loads(result.out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))[
         "test_loss"] is None
+
+
+def test_max_image_mb_sets_the_ceiling(cli, tmp_path):
+    """The same folder loads at the default ceiling and holds no readable image below its files' size."""
+    from test_data_imagefolder import make_tree
+    root = make_tree(tmp_path / "tree", per_class=2)
+    assert cli(*imagefolder_args(root, tmp_path, "ok")).code == 0
+    assert_one_line_error(cli(*imagefolder_args(root, tmp_path, "tiny", "--max-image-mb", "0.0001")),
+                          "hold no readable image")

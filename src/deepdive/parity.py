@@ -231,9 +231,9 @@ def plot(report: list[StepDiff], out, title: str) -> None:
     import numpy as np
 
     from deepdive.atomic import write_atomic
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     steps = [d.step for d in report]
     floor = 1e-18  # an exact 0 has no logarithm: drawn at the floor

@@ -77,9 +77,9 @@ def run(max_epochs: int = 100, seed: int = 0, fitted: dict | None = None) -> dic
 def plot(fitted: dict, out) -> None:
     """Three panels: the perceptron's line on separable data, its line failing on XOR, the MLP's regions."""
     from deepdive.atomic import write_atomic
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     grid = np.stack(np.meshgrid(np.linspace(-3, 3, 300), np.linspace(-3, 3, 300)), -1).reshape(-1, 2)
     panels = [("separable", "perceptron", "perceptron on separable data"), ("xor", "perceptron", "perceptron on XOR"),

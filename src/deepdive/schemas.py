@@ -13,6 +13,7 @@ finite number), ``Opt(s)``, ``ListOf(s, lo, hi)``, ``MapOf(s)``,
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -159,8 +160,9 @@ Shape = Check(ListOf(int, 3, 3), lambda v: v[0] in (1, 3) and all(1 <= s <= MAX_
               f"[C, H, W] with C 1 or 3 and sides in 1..{MAX_SIDE}")
 
 
+@functools.lru_cache(maxsize=1)
 def _config_schema() -> Fields:
-    """config.json: the type of every TrainConfig field, read from its annotation."""
+    """config.json: the type of every TrainConfig field, read from its annotation (built once)."""
     import dataclasses
 
     from deepdive.config import TrainConfig

@@ -117,12 +117,8 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
             trainer.tensorboard = open_writer(run.path, trainer.model, trainer.engine.name, example)
         try:
             summary = trainer.fit(summary)
-        except UserError:  # bad input found mid-run (an unreadable image while streaming with --strict)
-            if run.replaced is None:
-                _set_status(run, "failed")
-            raise
-        except RunFailed as exc:
-            if run.replaced is None:
+        except (UserError, RunFailed) as exc:  # UserError mid-run: an unreadable image streamed with --strict
+            if run.replaced is None:  # (a replacing run is removed by run_training: no status to record)
                 _set_status(run, "failed")
             if isinstance(exc, WriteFailed):
                 raise RunFailed(f"{exc}; the previous checkpoint is intact") from None

@@ -11,6 +11,8 @@ import html
 import io
 from pathlib import Path
 
+from deepdive.viz import percent
+
 COLUMNS = ("run", "dataset", "model", "optimizer", "lr", "batch", "epochs", "best accuracy", "final accuracy",
            "train time", "status")
 
@@ -81,12 +83,10 @@ def _short_names(paths: list[str]) -> list[str]:
 
 
 def _cells(row: dict) -> list[str]:
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.2f}%"
     seconds = row["train_seconds"]
     model = row["model"] + (" (scratch)" if row["engine"] == "scratch" else "")
     return [row["run"], row["dataset"], model, row["optimizer"], f"{row['lr']:g}", str(row["batch"]),
-            str(row["epochs"]), pct(row["best_accuracy"]), pct(row["final_accuracy"]),
+            str(row["epochs"]), percent(row["best_accuracy"]), percent(row["final_accuracy"]),
             "-" if seconds is None else f"{seconds:.1f} s", str(row["status"] or "-")]
 
 
@@ -98,9 +98,9 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 def draw(rows: list[dict], histories: list[list[dict]]) -> bytes:
     """Test accuracy and training loss per epoch, one line per run: a PNG's bytes."""
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
     for row, records in zip(rows, histories):
         acc = [(r["epoch"], 100 * r["test_accuracy"]) for r in records if r.get("test_accuracy") is not None]

@@ -13,7 +13,7 @@ from deepdive.atomic import write_atomic
 WIDTH_PX, DPI = 1200, 100  # readable at 800 px wide
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +48,7 @@ def draw_paths(s, paths, out: str | Path, title: str, tol: float, animate: bool 
 
 
 def _draw_paths(s, paths, out, title: str, tol: float, animate: bool) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(WIDTH_PX / DPI, WIDTH_PX / DPI * 0.45), dpi=DPI)
     _contours(ax, s)

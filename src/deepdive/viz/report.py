@@ -14,6 +14,8 @@ import html
 import json
 from pathlib import Path
 
+from deepdive.viz import percent
+
 
 
 def add_arguments(p) -> None:
@@ -64,10 +66,6 @@ def _table(rows: list[list], header: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
 def _article_section(cfg: dict, metrics: list[dict], summary: dict) -> str:
     """For the article's recipe: its published per-epoch losses and accuracy beside the run's."""
     if cfg.get("recipe") != "article":
@@ -79,9 +77,9 @@ def _article_section(cfg: dict, metrics: list[dict], summary: dict) -> str:
     rows = [[m["epoch"], f"{losses[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(losses) else "-",
              f"{m['train_loss']:.3f}"] for m in metrics]
     return (f"<h2>Beside the article</h2>{_table(rows, ['epoch', 'article loss', 'this run loss'])}"
-            f"<p>Test accuracy: article {_percent(published['test_accuracy'])} (measured in train mode, dropout "
-            f"on); this run {_percent(summary.get('test_accuracy'))} (eval mode), "
-            f"{_percent(summary.get('test_accuracy_train_mode'))} (train mode).</p>")
+            f"<p>Test accuracy: article {percent(published['test_accuracy'])} (measured in train mode, dropout "
+            f"on); this run {percent(summary.get('test_accuracy'))} (eval mode), "
+            f"{percent(summary.get('test_accuracy_train_mode'))} (train mode).</p>")
 
 
 STYLE = ("body{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}"
@@ -93,7 +91,7 @@ def _page(run, cfg: dict, summary: dict, metrics: list[dict], drawn: dict, loss:
           examples: int) -> str:
     figures = "".join(f"<h3>{html.escape(name.replace('_', ' '))}</h3>{_image(path)}"
                       for name, path in drawn["figures"].items())
-    per_class = [[r["class"], r["images"], r["correct"], _percent(r["accuracy"])] for r in drawn["per_class"]]
+    per_class = [[r["class"], r["images"], r["correct"], percent(r["accuracy"])] for r in drawn["per_class"]]
     config_rows = [[k, json.dumps(v)] for k, v in cfg.items()]
     summary_rows = [[k, json.dumps(v)] for k, v in summary.items()]
     title = f"{cfg.get('model')} on {cfg.get('dataset')}"

@@ -30,9 +30,9 @@ def _save(fig, folder: Path, name: str, svg: bool) -> Path:
 
 def curves(records: list[dict], folder: Path, svg: bool = False) -> Path:
     """Train/test (and validation) loss and test accuracy per epoch; the learning rate on a second axis."""
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(WIDTH_IN, WIDTH_IN * 0.4))
     colors = {"train": "tab:blue", "test": "tab:orange", "validation": "tab:green", "test, train mode": "tab:red"}
@@ -74,9 +74,9 @@ def curves(records: list[dict], folder: Path, svg: bool = False) -> Path:
 
 def confusion(matrix: np.ndarray, classes: list[str], folder: Path, svg: bool = False) -> Path:
     """Rows: true class; columns: predicted; each cell's count written in it."""
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     k = len(classes)
     side = min(max(8.0, 0.5 * k + 2), 16.0)  # at least 800 px wide
     fig, ax = plt.subplots(figsize=(side, side * 0.85))
@@ -100,9 +100,9 @@ def confusion(matrix: np.ndarray, classes: list[str], folder: Path, svg: bool = 
 
 
 def per_class(rows: list[dict], folder: Path, svg: bool = False) -> Path:
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(WIDTH_IN, 0.25 * len(rows)), WIDTH_IN * 0.4 + (1.5 if len(rows) > 8 else 0)))
     names = [r["class"] for r in rows]
     values = [None if r["accuracy"] is None else 100 * r["accuracy"] for r in rows]
@@ -125,13 +125,13 @@ def per_class(rows: list[dict], folder: Path, svg: bool = False) -> Path:
 def mistakes(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, confidences: np.ndarray,
              classes: list[str], folder: Path, svg: bool = False, count: int = 24) -> Path | None:
     """The test images the model got wrong, most confident first, each titled "predicted (p%) / true"."""
-    from deepdive.viz.figures import _pyplot
+    from deepdive.viz.figures import pyplot
 
     wrong = np.flatnonzero(preds != truths)
     if wrong.size == 0:
         return None
     wrong = wrong[np.argsort(-confidences[wrong], kind="stable")][:count]
-    plt = _pyplot()
+    plt = pyplot()
     columns = 8
     rows = (len(wrong) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(WIDTH_IN, 1.45 * rows + 0.4), squeeze=False)
