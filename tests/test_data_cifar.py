@@ -155,3 +155,14 @@ def test_download_with_wrong_md5_is_refused(tmp_path, monkeypatch):
         monkeypatch.setattr(cifar, "URL", f"{base}/{archive.name}")
         load_cifar10(tmp_path / "data", download=True)
     assert not (tmp_path / "data" / "cifar-10-batches-py").exists()
+
+
+def test_the_size_cap_admits_a_full_batch_as_python_3_pickles_it():
+    """Protocol 2 from Python 3 stores pixel bytes as latin-1 text in UTF-8: bytes >= 128 take two. A full
+    batch of bright pixels (the worst case) must still be under the cap (a 40 MiB cap refused real copies)."""
+    import numpy as np
+
+    from deepdive.data.cifar import MAX_BATCH_BYTES
+    batch = {"batch_label": "b", "labels": [0] * 10000, "data": np.full((10000, 3072), 255, np.uint8),
+             "filenames": [f"{i:05d}_airplane.png" for i in range(10000)]}
+    assert len(pickle.dumps(batch, protocol=2)) <= MAX_BATCH_BYTES
