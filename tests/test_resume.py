@@ -17,7 +17,7 @@ from conftest import SYNTH, assert_one_line_error
 SLOW_SYNTH = {"shape": [1, 16, 16], "classes": 4, "train": 1280, "test": 200}
 
 
-def write_config(tmp_path, engine="torch", epochs=4):
+def write_config(tmp_path, engine="torch", epochs=3):
     cfg = {"model": "simplenet", "dataset": "synthetic", "synthetic": SLOW_SYNTH, "epochs": epochs,
            "batch_size": 32, "optimizer": "momentum", "lr": 0.01, "engine": engine, "seed": 3}
     path = tmp_path / f"cfg-{engine}.json"
@@ -74,31 +74,44 @@ def metrics_without_timing(run):
 STEPS_PER_EPOCH = 1280 // 32
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of ``write_config(engine)``, trained once per engine for all this module's kill
+    tests (each would otherwise train the same reference again)."""
+    made = {}
+
+    def get(engine="torch"):
+        if engine not in made:
+            folder = tmp_path_factory.mktemp(f"reference-{engine}")
+            made[engine] = folder / "run"
+            finish("train", "--config", write_config(folder, engine), "--out", made[engine])
+        return made[engine]
+    return get
+
+
 @pytest.mark.parametrize("engine", ["torch", "scratch"])
-def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, engine):
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, engine, reference):
     """SIGKILL at a step drawn at random, and at the write points between an epoch's files and its state.pt."""
     cfg = write_config(tmp_path, engine)
-    reference = tmp_path / "reference"
-    finish("train", "--config", cfg, "--out", reference)
+    reference = reference(engine)
     rng = random.Random(engine)
-    points = [f"step:{rng.randrange(STEPS_PER_EPOCH + 1, 4 * STEPS_PER_EPOCH)}", f"written:{rng.randrange(1, 4)}",
-              f"checkpoint:{rng.randrange(1, 4)}"]
+    points = [f"step:{rng.randrange(STEPS_PER_EPOCH + 1, 3 * STEPS_PER_EPOCH)}", f"written:{rng.randrange(1, 3)}",
+              f"checkpoint:{rng.randrange(1, 3)}"]
     for point in points:
         run = tmp_path / f"killed-{point.replace(':', '-')}"
         proc, _ = stop_at(["train", "--config", cfg, "--out", run], point, tmp_path, signal.SIGKILL)
         assert proc.returncode == -signal.SIGKILL
         killed = json.loads((run / "summary.json").read_text())
-        assert killed["status"] == "running" and killed["epochs"] < 4  # the kill landed mid-run
+        assert killed["status"] == "running" and killed["epochs"] < 3  # the kill landed mid-run
         finish("train", "--resume", run)
         assert weights(run) == weights(reference), point
         assert metrics_without_timing(run) == metrics_without_timing(reference), point
         assert json.loads((run / "summary.json").read_text())["status"] == "completed"
 
 
-def test_kill_before_the_first_checkpoint_restarts_from_scratch(tmp_path):
-    cfg = write_config(tmp_path, epochs=2)
-    reference = tmp_path / "reference"
-    finish("train", "--config", cfg, "--out", reference)
+def test_kill_before_the_first_checkpoint_restarts_from_scratch(tmp_path, reference):
+    cfg = write_config(tmp_path)
+    reference = reference()
     run = tmp_path / "early"
     stop_at(["train", "--config", cfg, "--out", run], "step:5", tmp_path, signal.SIGKILL)
     assert not (run / "state.pt").exists()  # step 5 of epoch 1: no checkpoint yet
@@ -108,10 +121,9 @@ def test_kill_before_the_first_checkpoint_restarts_from_scratch(tmp_path):
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, sig, code):
-    cfg = write_config(tmp_path, epochs=3)
-    reference = tmp_path / "reference"
-    finish("train", "--config", cfg, "--out", reference)
+def test_signal_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, sig, code, reference):
+    cfg = write_config(tmp_path)
+    reference = reference()
     run = tmp_path / "stopped"
     proc, err = stop_at(["train", "--config", cfg, "--out", run], f"step:{STEPS_PER_EPOCH + 7}", tmp_path, sig)
     assert proc.returncode == code, err

@@ -30,11 +30,16 @@ OPTIMIZERS = {
 }
 
 
+# torch.optim's default learning rates, used when --lr is not given. Adadelta's 1.0 is the point of
+# Adadelta ("no global learning rate": the step is RMS[Δθ]/RMS[g]·g, scaled by lr only as a safety knob).
+DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "adadelta": 1.0,
+              "rmsprop": 0.01, "adam": 1e-3, "adamw": 1e-3}
+
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-2}  # torch.optim's own defaults; every other optimizer's is 0
 
 
 def parameter_groups(model, weight_decay: float | None, optimizer: str = "sgd", decay_norm_and_bias: bool = False,
-                     decoupled: bool = False) -> list[dict]:
+                     decoupled: bool = False, head: set[str] | None = None) -> list[dict]:
     """The trainable parameters in optimizer groups: weight decay on weights, not on biases and norms.
 
     Decay pulls a convolution's or linear layer's weights towards 0 (a smaller,
@@ -42,18 +47,27 @@ def parameter_groups(model, weight_decay: float | None, optimizer: str = "sgd", 
     BatchNorm's scale only fights its normalization - so one-dimensional parameters
     go in a group without decay unless ``decay_norm_and_bias``. With ``decoupled``
     the decay is θ ← θ(1 − ηλ) applied by the loop (``decoupled_wd`` in the
-    group) instead of λθ added to the gradient by the optimizer.
+    group) instead of λθ added to the gradient by the optimizer. With ``head``
+    (parameter names: ``--head-lr``) the head's parameters get groups of their own,
+    marked ``"role": "head"``, whose learning rate the loop sets apart.
     """
     wd = DEFAULT_WEIGHT_DECAY.get(optimizer, 0.0) if weight_decay is None else weight_decay
-    decay, no_decay = [], []
-    for p in model.parameters():
+    named = model.named_parameters() if hasattr(model, "named_parameters") else enumerate(model.parameters())
+    parts: dict[tuple, list] = {}
+    for name, p in named:
         if getattr(p, "requires_grad", True):
-            (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
+            decays = decay_norm_and_bias or p.ndim > 1
+            parts.setdefault((head is not None and name in head, decays), []).append(p)
     key, other = ("decoupled_wd", "weight_decay") if decoupled else ("weight_decay", None)
-    groups = [{"params": decay, key: wd}, {"params": no_decay, key: 0.0}]
-    for group in groups:
-        if other:
-            group[other] = 0.0
+    groups = []
+    for in_head in (False, True):
+        for decays in (True, False):
+            group = {"params": parts.get((in_head, decays), []), key: wd if decays else 0.0}
+            if other:
+                group[other] = 0.0
+            if head is not None:
+                group["role"] = "head" if in_head else "backbone"
+            groups.append(group)
     return [g for g in groups if g["params"]]
 
 
@@ -64,8 +78,10 @@ def apply_decoupled_decay(optimizer, scale) -> None:
     """
     for group in optimizer.param_groups:
         wd = group.get("decoupled_wd")
-        if wd:
-            scale(group["params"], 1 - group["lr"] * wd)
+        if wd:  # a frozen parameter (--freeze-backbone) does not change, not even by decay
+            params = [p for p in group["params"] if getattr(p, "requires_grad", True)]
+            if params:
+                scale(params, 1 - group["lr"] * wd)
 
 
 def build_optimizer(name: str, params, lr: float, momentum: float | None = None,

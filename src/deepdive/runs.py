@@ -1,12 +1,14 @@
 """The run folder: everything a run leaves behind, written so that it can be reloaded.
 
     config.json     the resolved TrainConfig (``deepdive train --config`` re-runs it)
-    model.json      what prediction needs: model, classes, input shape, normalization
+    model.json      what rebuilding and using the model needs (``deepdive.load`` reads it alone): model,
+                    constructor options, classes, input shape, normalization, tta, amp, ema
     metrics.jsonl   one JSON object per epoch
     summary.json    status (running | completed | failed | interrupted) and final figures
     model.safetensors  the weights of the latest completed epoch (what evaluate and predict load)
     best.safetensors   the best epoch's weights (by validation accuracy with --val-split, else test)
     state.pt        the training state for exact resume (loads with torch.load(weights_only=True))
+    model.onnx, model.ts, model.pt2 (each with NAME.json)   written by ``deepdive export`` when asked
 
 JSON files are replaced atomically; metrics.jsonl is appended a whole line at a time.
 """
@@ -33,7 +35,7 @@ CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE = (
 
 def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{model}-{dataset}"
+    base = Path(root) / f"{stamp}-{model.replace(':', '-')}-{dataset}"  # tv:resnet18 -> tv-resnet18
     path, n = base, 1
     while path.exists():
         n += 1
@@ -44,7 +46,9 @@ def default_run_dir(model: str, dataset: str, root: str = "runs") -> Path:
 # Everything a run folder may hold, and what its sub-folders may hold; a folder holding anything
 # else is not replaced by --overwrite.
 METRICS_CSV, REPORT = "metrics.csv", "report.html"
-RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, REPORT, METRICS_CSV}
+EXPORTS = ("model.onnx", "model.ts", "model.pt2")  # `deepdive export`'s default files, each with a NAME.json beside
+RUN_FILES = {CONFIG, MODEL_INFO, METRICS, SUMMARY, WEIGHTS, BEST, STATE, REPORT, METRICS_CSV,
+             *EXPORTS, *(f"{name}.json" for name in EXPORTS)}
 RUN_FOLDERS = {"checkpoints": re.compile(r"epoch-\d+\.safetensors"), "figures": re.compile(r"[\w.-]+\.(png|svg)"),
                "tensorboard": re.compile(r"events\.out\.tfevents\.[\w.-]+")}
 
@@ -236,8 +240,8 @@ class RunDir:
 
     def config(self):
         """config.json as a validated ``TrainConfig``."""
-        from deepdive.config import TrainConfig, read_config_file
-        return TrainConfig.from_dict(read_config_file(self.file(CONFIG)))
+        from deepdive.config import OLDER_RUNS, TrainConfig, read_config_file
+        return TrainConfig.from_dict({**OLDER_RUNS, **read_config_file(self.file(CONFIG))})
 
     def model_info(self) -> dict:
         from deepdive.schemas import check_model_info

@@ -188,11 +188,13 @@ def check_config(values: dict, where: str = "config") -> None:
 
 def check_model_info(info, where: str) -> None:
     """model.json: what rebuilding the model needs, nothing a model constructor could choke on."""
-    from deepdive.config import ENGINES
-    from deepdive.models import MODELS, MODELS_SPECS
+    from deepdive.config import ENGINES, TTA_MODES
+    from deepdive.models import MODELS
+    from deepdive.models.external import split_name
 
     schema = Fields({
-        "model": Check(str, lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
+        "model": Check(str, lambda v: v in MODELS or split_name(v) is not None,
+                       f"one of {', '.join(MODELS)}, tv:<name> or timm:<name>"),
         "engine": Check(str, lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
         "classes": ListOf(str, 2, MAX_CLASSES),
         "input_shape": Shape,
@@ -201,13 +203,19 @@ def check_model_info(info, where: str) -> None:
         "options": dict,
         "channels_last": bool,
         "article_exact": bool,
+        "resize_mode": Check(str, lambda v: v in ("crop", "squash"), "crop or squash"),  # absent: squash (older)
+        # how the run evaluates the model (absent in older runs: their config.json says; loading.model_settings)
+        "tta": Check(str, lambda v: v in TTA_MODES, f"one of {', '.join(TTA_MODES)}"),
+        "amp": bool,
+        "ema": bool,  # model.safetensors holds the exponential moving average of the weights
     }, frozenset({"model", "classes", "input_shape", "mean", "std"}))
     check(info, schema, where, RUN_DAMAGED)
     channels = info["input_shape"][0]
     for key in ("mean", "std"):
         if len(info[key]) != channels:
             check(info[key], ListOf(float, channels, channels), where, RUN_DAMAGED, key)
-    spec = MODELS_SPECS[info["model"]]
+    from deepdive.models import spec as model_spec
+    spec = model_spec(info["model"])
     allowed = set(spec.config_options) | set(spec.defaults) | ({"article_exact"} if spec.article_exact else set())
     config = _config_schema().fields
     options = Fields({k: config[k] for k in allowed}, open=False)

@@ -25,6 +25,8 @@ class ModelSpec:
     init_from_data: str | None = None  # "function" in the module, called with (model, normalized images)
     defaults: dict = field(default_factory=dict)  # constructor defaults recorded in model.json
     small: bool = False  # steps take microseconds: a second CPU thread only adds synchronisation (bench/threads.py)
+    named: bool = False  # build() takes the model's full name (the tv:/timm: adapter builds many architectures)
+    pretrained: bool = False  # accepts --pretrained / --weights FILE (models/external.py)
 
 
 MODELS_SPECS: dict[str, ModelSpec] = {
@@ -40,10 +42,36 @@ MODELS_SPECS: dict[str, ModelSpec] = {
                          defaults={"widths": [64, 256, 256], "whiten": True}),  # 2x2 whitening + three pools
 }
 MODELS = {name: spec.description for name, spec in MODELS_SPECS.items()}
+EXTERNAL = {"tv:<name>": "any torchvision classification model, e.g. tv:resnet18, tv:mobilenet_v3_small "
+                         "(--small-input, --pretrained; `deepdive list --external` names them)",
+            "timm:<name>": "any timm model, e.g. timm:resnet18 (pip install 'deepdive[timm]')"}
 
 
 def spec(name: str) -> ModelSpec:
+    """The spec of a model name; tv:<name> and timm:<name> get the external adapter's (torch only, resized
+    inputs instead of a smallest size, --small-input/--pretrained as constructor options)."""
+    from deepdive.models.external import split_name
+
+    if split_name(name):
+        return ModelSpec(f"{name} (models/external.py)", "external", torch_only=True, named=True, pretrained=True,
+                         config_options=("small_input", "pretrained"),
+                         defaults={"small_input": False, "pretrained": False})
     return MODELS_SPECS[name]
+
+
+def check_model_name(name) -> None:
+    """One line for a model name that is neither deepdive's own nor a tv:/timm: architecture that exists."""
+    from deepdive.config import did_you_mean
+    from deepdive.errors import UserError
+    from deepdive.models.external import check_name, split_name
+
+    if not isinstance(name, str):
+        raise UserError(f"model {name!r} is not a name: give one of {', '.join(MODELS)}, tv:<name> or timm:<name>")
+    if split_name(name):
+        check_name(name)
+    elif name not in MODELS_SPECS:
+        raise UserError(f"unknown model {name!r}{did_you_mean(name, list(MODELS))}: give one of "
+                        f"{', '.join(MODELS)}, tv:<name> or timm:<name>")
 
 
 def model_options(name: str, values: dict) -> dict:
@@ -51,11 +79,13 @@ def model_options(name: str, values: dict) -> dict:
 
     The result goes into model.json, so a run rebuilds from model.json alone.
     """
-    s = MODELS_SPECS[name]
+    s = spec(name)
     options = dict(s.defaults)
     for key in s.config_options:
         if values.get(key) is not None:
             options[key] = values[key]
+    if s.pretrained and values.get("weights"):
+        options["pretrained"] = True  # a weights file stands for the pretrained weights: same architecture
     if s.article_exact:
         options["article_exact"] = bool(values.get("article_exact", False))
     return options
@@ -63,7 +93,7 @@ def model_options(name: str, values: dict) -> dict:
 
 def build_model(name: str, nn, F, input_shape, num_classes: int, **options):
     """Build model ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes`` outputs."""
-    s = MODELS_SPECS[name]
+    s = spec(name)
     if min(input_shape[1:]) < s.min_size:
         from deepdive.errors import UserError
         raise UserError(f"{name} needs images of at least {s.min_size}x{s.min_size} pixels, the data has "
@@ -71,6 +101,8 @@ def build_model(name: str, nn, F, input_shape, num_classes: int, **options):
     family = importlib.import_module(f"deepdive.models.{s.module}")
     if "widths" in options:
         options["widths"] = tuple(options["widths"])
+    if s.named:
+        options["name"] = name
     return family.build(nn, F, tuple(input_shape), int(num_classes), **options)
 
 
@@ -88,6 +120,6 @@ def state_size(name: str, input_shape, num_classes: int, **options) -> int:
 
 def init_from_data(name: str, model, images, options: dict) -> None:
     """Run the model's data-dependent initialisation (fastnet's patch whitening), if it declares one."""
-    s = MODELS_SPECS[name]
+    s = spec(name)
     if s.init_from_data and options.get("whiten", True):
         getattr(importlib.import_module(f"deepdive.models.{s.module}"), s.init_from_data)(model, images)
