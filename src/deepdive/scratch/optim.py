@@ -197,11 +197,12 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), as in the article:
+    """Adam (Kingma & Ba, 2015). The article names Adam among the adaptive optimizers but gives no
+    formula; this is the paper's update, which torch.optim.Adam computes:
 
         m = β₁ m + (1 − β₁) g            v = β₂ v + (1 − β₂) g²
         m̂ = m / (1 − β₁ᵗ)                v̂ = v / (1 − β₂ᵗ)
-        θ = θ − η m̂ / (√v̂ + ε)
+        θ = θ − η m̂ / (√v̂ + ε)          (ε added after the square root, as in torch)
 
     ``weight_decay`` adds λθ to g (L2, coupled), as torch.optim.Adam does.
     """

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+ARTICLE_WINDOW = 1000  # batches the article's script averages per printed loss line
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # completed epochs
@@ -27,6 +30,7 @@ class TrainState:
     finished_early: bool = False  # the target or the time budget ended the run mid-schedule
     clocks: dict = field(default_factory=dict)  # the stopwatch's totals, saved with the rest
     first_loss: float | None = None  # the run's first step's loss: the yardstick of --divergence-factor
+    recent_losses: list = field(default_factory=list)  # this epoch's last batch losses (ARTICLE_WINDOW at most)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -46,6 +50,13 @@ class TrainState:
 
     def begin_epoch(self, order) -> None:
         self.order, self.step_in_epoch, self.loss_sum, self.seen = order, 0, 0.0, 0
+        self.recent_losses = []
+
+    def article_window_loss(self) -> float | None:
+        """The mean loss of the epoch's last ARTICLE_WINDOW batches: what the article's script prints
+        (``running_loss / 1000`` every 1,000 batches), beside the whole epoch's mean."""
+        window = self.recent_losses[-ARTICLE_WINDOW:]
+        return sum(window) / len(window) if window else None
 
     def record_step(self, loss: float, images: int) -> None:
         self.step_in_epoch += 1
@@ -53,6 +64,9 @@ class TrainState:
         self.images_seen += images
         self.loss_sum += loss * images
         self.seen += images
+        self.recent_losses.append(loss)
+        if len(self.recent_losses) > 2 * ARTICLE_WINDOW:
+            del self.recent_losses[:-ARTICLE_WINDOW]
 
 
 class Stopwatch:

@@ -1,0 +1,76 @@
+"""The article's fine print: Net's layer order, the optimizers' formulas as documented, and the
+reproduction end to end (issue: the article, checked)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cifar_files import write_cifar
+
+
+def article_sequential(classes=10):
+    """The article's CNN as one nn.Sequential, layer by layer: ReLU after the first three convolutions
+    only, global average pooling, 64 -> 32 with ReLU, Dropout(0.5), 32 -> classes."""
+    return nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 128, 3), nn.ReLU(), nn.Conv2d(128, 128, 3),
+                         nn.ReLU(), nn.Conv2d(128, 64, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 32),
+                         nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, classes))
+
+
+def test_net_computes_the_articles_layers_in_their_order():
+    from deepdive.models import build_model
+    net = build_model("article-cnn", nn, torch.nn.functional, (3, 32, 32), 10)
+    reference = article_sequential()
+    layers = [m for m in reference if isinstance(m, (nn.Conv2d, nn.Linear))]
+    ours = [net.conv1, net.conv2, net.conv3, net.conv4, net.fc1, net.fc2]
+    for theirs, mine in zip(layers, ours):
+        theirs.load_state_dict(mine.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    net.eval(), reference.eval()
+    assert torch.equal(net(x), reference(x))  # a ReLU added after conv4, or one removed, changes these
+    conv4_out = net.conv4(net.conv3(torch.relu(net.conv2(torch.relu(net.conv1(x))))).relu())
+    assert (conv4_out < 0).any()  # (so a ReLU after conv4 would show)
+    net.train(), reference.train()
+    torch.manual_seed(5)
+    a = net(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, reference(x))  # dropout on the 32 features after fc1's ReLU, with the same mask
+
+
+def test_adagrad_adds_epsilon_after_the_square_root_as_documented():
+    from deepdive.scratch import Tensor
+    from deepdive.scratch.optim import Adagrad
+    theta = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = Adagrad([theta], lr=0.5, eps=1.0)  # a large ε tells √G + ε from √(G + ε)
+    g = np.array([0.3, 4.0])
+    theta.grad = g.copy()
+    opt.step()
+    assert np.allclose(theta.data, np.array([1.0, -2.0]) - 0.5 * g / (np.sqrt(g * g) + 1.0))
+    assert not np.allclose(theta.data, np.array([1.0, -2.0]) - 0.5 * g / np.sqrt(g * g + 1.0))
+
+
+def test_reproduce_article_end_to_end_on_a_tiny_subset(cli, tmp_path):
+    write_cifar(tmp_path / "data", per_batch=20)
+    result = cli("reproduce", "article", "--data-dir", tmp_path / "data", "--epochs", "1", "--limit-train", "48",
+                 "--limit-test", "20", "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["normalization"], config["batch_size"], config["optimizer"], config["lr"]) == \
+        ("mnist", 16, "adam", 1e-3)
+    assert config["model"] == "article-cnn" and summary["article"]["test_accuracy"] == 0.612
+    assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["test_accuracy_train_mode"] <= 1
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["train_loss_last_1000"] == pytest.approx(record["train_loss"], rel=1e-12)  # 3 full batches
+    assert "last 1,000 batches" in result.err and "cannot come from its printed code" in result.err
+
+
+def test_the_article_window_is_the_mean_of_the_last_1000_batches():
+    from deepdive.train.state import TrainState
+    state = TrainState()
+    state.begin_epoch(None)
+    for i in range(2500):
+        state.record_step(float(i), 16)
+    assert state.article_window_loss() == np.mean(np.arange(1500, 2500))
+    assert state.loss_sum / state.seen == np.mean(np.arange(2500))
