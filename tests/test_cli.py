@@ -6,7 +6,8 @@ from conftest import SYNTH, assert_one_line_error, run_subprocess
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--model", "resnet9000"], "invalid choice"),
+    (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["--model", "tv:resnet9000"], "torchvision has no classification model"),
     (["--dataset", "imagenet"], "invalid choice"),
     (["--optimizer", "lbfgs"], "invalid choice"),
     (["--lr", "0"], "--lr"),
@@ -45,10 +46,12 @@ def test_bad_run_folders(cli, tmp_path):
     assert_one_line_error(cli("evaluate", tmp_path), "not a run folder")
     run = tmp_path / "run"
     assert cli("train", *SYNTH, "--epochs", "1", "--out", run).code == 0
+    weights = (run / "model.safetensors").read_bytes()
     (run / "model.safetensors").unlink()
-    assert_one_line_error(cli("evaluate", run), "no model weights")
+    assert_one_line_error(cli("evaluate", run), "has no model.safetensors yet")
     (run / "model.safetensors").write_bytes(b"\x00" * 7)
     assert_one_line_error(cli("evaluate", run), "not a readable safetensors file")
+    (run / "model.safetensors").write_bytes(weights)
     (run / "config.json").write_text("{not json")
     assert_one_line_error(cli("evaluate", run), "not valid JSON")
 
@@ -63,7 +66,9 @@ def test_bad_config_file(cli, tmp_path):
 def test_list(cli):
     result = cli("list", "--json")
     tables = result.json()
-    assert set(tables["models"]) == {"perceptron", "simplenet", "article-cnn", "fastnet"}
+    assert set(tables["models"]) == {"perceptron", "simplenet", "article-cnn", "fastnet", "tv:<name>", "timm:<name>"}
+    external = cli("list", "--external").out
+    assert "  tv:resnet18" in external and "  tv:mobilenet_v3_small" in external and "  tv:inception_v3" in external
     assert set(tables["datasets"]) == {"cifar10", "fashion-mnist", "mnist", "imagefolder", "synthetic"}
     assert set(tables["optimizers"]) == {"sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam",
                                          "adamw"}

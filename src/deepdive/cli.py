@@ -24,10 +24,13 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("deepdive.viz.graph", "the computational graph of a model or an expression, as the article draws it"),
     "report": ("deepdive.viz.report", "RUN/report.html: one self-contained page with the run's figures and tables"),
     "compare": ("deepdive.viz.compare", "runs side by side: a table, overlaid curves, compare.png and compare.html"),
+    "export": ("deepdive.export", "a run's model as ONNX, TorchScript or an exported program, checked against PyTorch"),
+    "claims": ("deepdive.claims.command", "the article's claims as seeded experiments: numbers and a verdict for each"),
 }
 
 # Options that steer the command rather than the run: never part of a TrainConfig.
-COMMAND_OPTIONS = {"command", "quiet", "json", "overwrite", "config", "resume", "force", "print_config"}
+COMMAND_OPTIONS = {"command", "quiet", "json", "overwrite", "config", "resume", "force", "print_config",
+                   "nproc", "argv"}  # nproc, argv: the --nproc launcher (distributed.py)
 
 
 class Parser(argparse.ArgumentParser):
@@ -96,13 +99,15 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
 
     S = argparse.SUPPRESS
     p.add_argument("--config", default=S, metavar="JSON", help="start from a run's config.json; flags given override it")
-    p.add_argument("--model", default=S, choices=list(MODELS), help="model (default simplenet)")
+    p.add_argument("--model", default=S, metavar="NAME",
+                   help=f"model (default simplenet): {', '.join(MODELS)}, tv:<name> (torchvision) or timm:<name>")
     p.add_argument("--dataset", default=S, choices=list(DATASETS), help="dataset (default fashion-mnist)")
     p.add_argument("--data-dir", default=S, metavar="DIR", help="where the dataset lives (default ./data)")
     p.add_argument("--engine", default=S, choices=ENGINES, help="torch (default) or scratch, the from-scratch NumPy engine")
     p.add_argument("--optimizer", "--opt", dest="optimizer", default=S, choices=list(OPTIMIZERS),
                    help="optimizer (default adam)")
-    p.add_argument("--lr", default=S, type=float, help="learning rate η (default 1e-3)")
+    p.add_argument("--lr", default=S, type=float,
+                   help="learning rate η (default: the optimizer's, as torch's: adam 1e-3, sgd 0.01, adadelta 1.0, ...)")
     p.add_argument("--momentum", default=S, type=float, help="momentum γ (sgd: 0; momentum/nesterov: 0.9)")
     p.add_argument("--weight-decay", default=S, type=float,
                    help="weight decay λ on conv/linear weights (default: the optimizer's; adamw 0.01)")
@@ -115,7 +120,12 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default=S, type=int, help="CPU threads for torch (default: see README, CPU threads)")
     p.add_argument("--limit-train", default=S, type=int, metavar="N", help="class-balanced subset of N training images")
     p.add_argument("--limit-test", default=S, type=int, metavar="N", help="class-balanced subset of N test images")
-    p.add_argument("--image-size", default=S, type=int, help="imagefolder: resize images to this square size (default 32)")
+    p.add_argument("--image-size", default=S, type=int,
+                   help="imagefolder: fit images to this square size (default 32; see --resize-mode)")
+    from deepdive.data import RESIZE_MODES
+    p.add_argument("--resize-mode", default=S, choices=RESIZE_MODES,
+                   help="imagefolder (and predict): crop (default) scales the shorter side to --image-size and "
+                        "keeps the centre; squash scales both sides, distorting the picture")
     p.add_argument("--normalization", default=S, choices=("dataset", "mnist"),
                    help="dataset's own mean/std (default) or the article's MNIST (0.1307, 0.3081)")
     p.add_argument("--article-exact", default=S, action="store_true",
@@ -150,6 +160,44 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--divergence-factor", default=S, type=float, metavar="F",
                    help="fail the run when the loss exceeds F times the first step's loss (default 1000)")
     _fast_flags(p)
+    _transfer_flags(p)
+    _distributed_flags(p)
+
+
+def _distributed_flags(p: argparse.ArgumentParser) -> None:
+    """Data-parallel training (distributed.py); --nproc steers the command, the others are the run's."""
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("several processes (torchrun + DistributedDataParallel; -b is the global batch)")
+    g.add_argument("--nproc", default=None, type=int, metavar="N",
+                   help="train in N processes on this machine, started by torchrun (one per GPU, or CPU slots)")
+    g.add_argument("--sync-bn", default=S, action="store_true",
+                   help="BatchNorm statistics of the global batch, not of each process's share")
+    g.add_argument("--dist-timeout", default=S, type=float, metavar="SECONDS",
+                   help="end the run when another process has not answered for this long (default 120)")
+
+
+def _names(text: str) -> list:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _transfer_flags(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("torchvision/timm models and fine-tuning")
+    g.add_argument("--small-input", default=S, action="store_true",
+                   help="tv:/timm: models: a 3x3 stride-1 first convolution and no initial max-pool (32x32 images)")
+    g.add_argument("--pretrained", default=S, action="store_true",
+                   help="tv:/timm: models: the library's pretrained weights (cached; downloaded once when online)")
+    g.add_argument("--weights", default=S, metavar="FILE",
+                   help="tv:/timm: models: pretrained weights from this .safetensors or weights-only torch file")
+    g.add_argument("--init-from", default=S, metavar="RUN", help="start from another run's weights "
+                   "(the head is replaced when the classes differ)")
+    g.add_argument("--freeze-backbone", default=S, action="store_true", help="train only the classifier head")
+    g.add_argument("--unfreeze-after", default=S, type=int, metavar="E",
+                   help="with --freeze-backbone: train the whole model after E epochs")
+    g.add_argument("--head-lr", default=S, type=float, metavar="LR",
+                   help="the head's learning rate (absolute); the rest of the model uses --lr")
+    g.add_argument("--classes", default=S, type=_names, metavar="A,B,...",
+                   help="train and test on these classes only (names or indices), in this order")
 
 
 def _fast_flags(p: argparse.ArgumentParser) -> None:
@@ -274,6 +322,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("list", help="models, datasets and optimizers")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--external", action="store_true", help="also every torchvision (and timm) model name")
     for p in sub.choices.values():
         _quiet_flag(p)  # -q after the subcommand too
     return parser
@@ -293,6 +342,12 @@ def cmd_train(args) -> int:
     from deepdive.config import resolve_config
 
     flags = _config_flags(args)
+    if getattr(args, "nproc", None) is not None and not args.print_config:  # distributed: torchrun runs this command
+        from deepdive.distributed import launch
+        code = launch(args.argv, args.nproc, flags, getattr(args, "config", None), args.resume, args.force,
+                      args.overwrite)
+        if code is not None:
+            return code
     if args.resume:
         from deepdive.resume import open_resume, resume_run
         for given, why in (("config", "the run's own config is used"), ("recipe", "a resumed run keeps its values: "
@@ -312,8 +367,16 @@ def cmd_train(args) -> int:
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
-        summary = run_training(cfg, overwrite=args.overwrite)
-    _report(summary, args.json)
+        from deepdive.distributed import restarted_run
+        restarted = restarted_run(cfg, "out" in flags)  # a worker torchrun restarted continues its run folder
+        if restarted:
+            from deepdive.resume import resume_run
+            summary = resume_run(*restarted)
+        else:
+            summary = run_training(cfg, overwrite=args.overwrite)
+    from deepdive.distributed import env_rank
+    if env_rank() == 0:  # under torchrun, rank 0 alone reports
+        _report(summary, args.json)
     return 0
 
 
@@ -374,11 +437,15 @@ def cmd_reproduce(args) -> int:
         flags["out"] = args.out
     summary = run_training(resolve_config(flags), overwrite=args.overwrite)
     published = ARTICLE["published"]
-    lines = ["epoch  article loss  this run's loss"]
+    lines = ["epoch  article loss  this run: last 1,000 batches  whole epoch"]
     for m in RunDir(summary["run"]).metrics():
         losses = published["train_losses"]
         article = f"{losses[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(losses) else "   -"
-        lines.append(f"{m['epoch']:5d}  {article:>12}  {m['train_loss']:15.3f}")
+        window = m.get("train_loss_last_1000")
+        shown = "-" if window is None else f"{window:.3f}"
+        lines.append(f"{m['epoch']:5d}  {article:>12}  {shown:>27}  {m['train_loss']:11.3f}")
+    lines.append("(the article's script prints the mean of each 1,000 batches, three lines an epoch, never "
+                 "'Epoch: N | Loss': its published per-epoch losses cannot come from its printed code)")
     lines.append(f"test accuracy: article {100 * published['test_accuracy']:.1f}% (measured in train mode, "
                  f"dropout on); this run {100 * summary['test_accuracy']:.1f}% (eval mode), "
                  f"{100 * summary['test_accuracy_train_mode']:.1f}% (train mode, as the article measured)")
@@ -482,11 +549,20 @@ def cmd_optimizers(args) -> int:
 def cmd_list(args) -> int:
     from deepdive.data import DATASETS
     from deepdive.models import MODELS
-    from deepdive.optim import OPTIMIZERS
+    from deepdive.models.registry import EXTERNAL
+    from deepdive.optim import DEFAULT_LR, OPTIMIZERS
     from deepdive.recipes import RECIPES
 
-    tables = {"models": MODELS, "datasets": DATASETS, "optimizers": OPTIMIZERS,
+    tables = {"models": {**MODELS, **EXTERNAL}, "datasets": DATASETS,
+              "optimizers": {name: f"{text} (default lr {DEFAULT_LR[name]:g})" for name, text in OPTIMIZERS.items()},
               "recipes": {name: r["description"] for name, r in RECIPES.items()}}
+    if args.external:
+        from deepdive.models.external import available
+        tables["torchvision models (--model tv:<name>)"] = {f"tv:{n}": "" for n in available("tv")}
+        try:
+            tables["timm models (--model timm:<name>)"] = {f"timm:{n}": "" for n in available("timm")}
+        except UserError as exc:
+            tables["timm models (--model timm:<name>)"] = {"(not installed)": str(exc)}
     if args.json:
         tables["recipes"] = {name: {"description": r["description"], "values": r["values"],
                                     "cpu": r.get("cpu", {}), "cuda": r.get("cuda", {}), "reasons": r["reasons"]}
@@ -497,7 +573,7 @@ def cmd_list(args) -> int:
         print(f"{title}:")
         width = max(len(k) for k in table)
         for name, text in table.items():
-            print(f"  {name:<{width}}  {text}")
+            print(f"  {name:<{width}}  {text}".rstrip())
     return 0
 
 
@@ -529,6 +605,11 @@ def strict_json(obj) -> str:
     return json.dumps(clean(obj), allow_nan=False)
 
 
+def _quiet(exc: BaseException) -> bool:
+    """An error another process of a distributed run reports for all (distributed.quiet): said once, not N times."""
+    return bool(getattr(exc, "quiet", False))
+
+
 def _printable(text: str) -> str:
     """File names that are not UTF-8 reach Python as lone surrogates: show their bytes as \\xNN."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -541,6 +622,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `train --nproc N` hands on to torchrun
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
@@ -560,21 +642,25 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except UserError as exc:
-        for line in str(exc).splitlines() or [""]:
+        for line in (str(exc).splitlines() or [""]) if not _quiet(exc) else []:
             print(f"deepdive {args.command}: error: {_printable(line)}", file=sys.stderr)
         return 2
     except WriteFailed as exc:
         if args.command in ("train", "reproduce"):  # a run that started and could not finish
-            print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
+            if not _quiet(exc):
+                print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
             return 1
         print(_printable(f"deepdive {args.command}: error: cannot write {exc.path} ({exc.reason}): choose another "
                          "--out"), file=sys.stderr)
         return 2
     except RunFailed as exc:
-        print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
+        if not _quiet(exc):
+            print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
         return 1
     except Interrupted as exc:
-        print(f"deepdive {args.command}: interrupted; the run folder records status 'interrupted'", file=sys.stderr)
+        if not _quiet(exc):
+            print(f"deepdive {args.command}: interrupted; the run folder records status 'interrupted'",
+                  file=sys.stderr)
         return 143 if exc.signum == signal.SIGTERM else 130
     except KeyboardInterrupt:
         print(f"deepdive {args.command}: interrupted", file=sys.stderr)

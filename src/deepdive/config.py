@@ -27,11 +27,16 @@ MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): sch
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
-NOT_ALTERING = {"data_dir", "threads", "figures", "svg", "log_every"}  # where the data is, cores, what is shown
+NOT_ALTERING = {"data_dir", "threads", "figures", "svg", "log_every",  # where the data is, cores, what is shown,
+                "dist_timeout"}  # how long processes wait for each other
 EXCLUSIVE = (("warmup", "warmup_epochs"),)  # the higher layer's choice clears the other
+# What a run folder's config.json meant by a key it lacks, where the default has changed since it was written:
+# runs from before --resize-mode squashed their images (the default is now crop). RunDir.config and resume apply it.
+OLDER_RUNS = {"resize_mode": "squash"}
 # Options the scratch engine does not implement: refused by name, never silently ignored.
 TORCH_ONLY_OPTIONS = {"ema": None, "augment": "none", "tta": "none", "amp": False, "compile": False,
-                      "channels_last": None}
+                      "channels_last": None, "init_from": None, "freeze_backbone": False, "head_lr": None,
+                      "sync_bn": False}
 
 
 @dataclass
@@ -41,7 +46,7 @@ class TrainConfig:
     data_dir: str = "./data"
     engine: str = "torch"
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float | None = None  # None: the optimizer's own default (optim.DEFAULT_LR), recorded once resolved
     momentum: float | None = None  # None: the optimizer's own default
     weight_decay: float | None = None  # None: the optimizer's own default
     batch_size: int = 64
@@ -89,12 +94,26 @@ class TrainConfig:
     decay_norm_and_bias: bool = False  # also decay biases and normalization weights (default: conv/linear weights)
     divergence_factor: float = 1000.0  # a loss above this times the first step's fails the run, as NaN does
     max_image_mb: float = 256.0  # image files larger than this are unreadable, never read (image folders)
+    resize_mode: str = "crop"  # image files to --image-size: crop (shorter side, then centre) or squash (both sides)
     figures: bool = True  # RUN/figures/*.png when the run completes (viz/run_figures.py)
     svg: bool = False  # the figures as SVG too
     log_every: float = 30.0  # seconds between progress lines when the output is not a terminal (0: none)
     tensorboard: bool = False  # RUN/tensorboard/ event files (viz/tensorboard.py; an optional extra)
+    small_input: bool = False  # tv:/timm: models: a 3x3 stride-1 stem without max-pool, for 32x32 images
+    pretrained: bool = False  # tv:/timm: models: start from the library's pretrained weights
+    weights: str | None = None  # tv:/timm: models: the pretrained weights from this file (offline)
+    init_from: str | None = None  # start from this run folder's weights (the head replaced if classes differ)
+    freeze_backbone: bool = False  # train only the classifier head
+    unfreeze_after: int | None = None  # with --freeze-backbone: train everything after this many epochs
+    head_lr: float | None = None  # the head's own (absolute) learning rate; the rest uses --lr
+    classes: list | None = None  # train and test on these classes only (names or indices), in this order
+    sync_bn: bool = False  # distributed: BatchNorm statistics of the global batch (distributed.py)
+    dist_timeout: float = 120.0  # distributed: seconds without an answer from another process before giving up
 
     def __post_init__(self) -> None:
+        if self.lr is None and isinstance(self.optimizer, str):
+            from deepdive.optim import DEFAULT_LR
+            self.lr = DEFAULT_LR.get(self.optimizer)  # an unknown optimizer is refused by validate()
         self.validate()
 
     def validate(self) -> None:
@@ -102,7 +121,8 @@ class TrainConfig:
         from deepdive.models import MODELS, MODELS_SPECS
         from deepdive.optim import OPTIMIZERS
 
-        _choice("model", self.model, MODELS)
+        from deepdive.models.registry import check_model_name
+        check_model_name(self.model)
         _choice("dataset", self.dataset, DATASETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("engine", self.engine, ENGINES)
@@ -117,6 +137,8 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("augment", self.augment, AUGMENTATIONS)
         _choice("tta", self.tta, TTA_MODES)
+        from deepdive.data import RESIZE_MODES
+        _choice("resize mode", self.resize_mode, RESIZE_MODES)
         if self.engine == "scratch":
             self._validate_scratch(spec(self.model).torch_only)
         if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
@@ -170,6 +192,7 @@ class TrainConfig:
             raise UserError(f"--divergence-factor {self.divergence_factor!r} is invalid: give a number > 1, "
                             "e.g. 1000")
         _positive("max-image-mb", self.max_image_mb, float)
+        _positive("dist-timeout", self.dist_timeout, float)
         if not (isinstance(self.log_every, (int, float)) and 0 <= self.log_every < float("inf")):
             raise UserError(f"--log-every {self.log_every!r} is invalid: give seconds >= 0 (0: no progress lines)")
         if self.max_image_mb > 1 << 20:
@@ -180,6 +203,39 @@ class TrainConfig:
         if self.epochs > MAX_EPOCHS:
             raise UserError(f"--epochs {self.epochs} is beyond any run: give at most {MAX_EPOCHS:,}")
         _validate_synthetic(self.synthetic, sized=self.dataset == "synthetic")
+        self._validate_finetuning()
+
+    def _validate_finetuning(self) -> None:
+        from deepdive.models import spec
+
+        if not spec(self.model).pretrained:
+            used = [f for f in ("small_input", "pretrained", "weights") if getattr(self, f)]
+            if used:
+                raise UserError(f"--{used[0].replace('_', '-')} applies to tv:<name> and timm:<name> models, not "
+                                f"{self.model}: drop it (--init-from RUN starts from another run's weights)")
+        if self.init_from is not None and (self.pretrained or self.weights):
+            raise UserError("--init-from replaces the weights --pretrained/--weights load: give one of them")
+        if self.unfreeze_after is not None:
+            if not self.freeze_backbone:
+                raise UserError("--unfreeze-after needs --freeze-backbone: add it, or drop --unfreeze-after")
+            if not isinstance(self.unfreeze_after, int) or isinstance(self.unfreeze_after, bool) \
+                    or not 0 < self.unfreeze_after < self.epochs:
+                raise UserError(f"--unfreeze-after {self.unfreeze_after!r} is out of range: give whole epochs "
+                                f"1..{self.epochs - 1} (fewer than --epochs)")
+        if self.head_lr is not None:
+            _positive("head-lr", self.head_lr, float)
+        for name in ("weights", "init_from"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UserError(f"--{name.replace('_', '-')} {value!r} is invalid: give a path")
+        if self.classes is not None:
+            if not isinstance(self.classes, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool)
+                                                             and str(c) for c in self.classes):
+                raise UserError(f"--classes {self.classes!r} is invalid: give class names or indices separated by "
+                                "commas, e.g. cat,dog or 3,5")
+            if len(self.classes) < 2 or len({str(c) for c in self.classes}) != len(self.classes):
+                raise UserError(f"--classes {','.join(map(str, self.classes))} must name at least two different "
+                                "classes")
 
     def _validate_scratch(self, torch_only_model: bool) -> None:
         if torch_only_model:

@@ -15,7 +15,10 @@ from deepdive.errors import UserError
 
 def tta_logits(model, x, mode: str = "none"):
     """Logits averaged over test-time views: ``flip`` adds the mirror image, ``flip-shift``
-    also both translated by one pixel (reflect-padded). Averaging logits, not probabilities."""
+    also both translated by one pixel (reflect-padded). Averaging logits, not probabilities.
+
+    The shift is ``augment.translate(x, 1, 1, pad=1)`` written as one slice of the padded batch (every
+    image moves alike), so that ``deepdive export`` can trace this very function into the exported model."""
     logits = model(x)
     if mode == "none":
         return logits
@@ -23,18 +26,26 @@ def tta_logits(model, x, mode: str = "none"):
     if mode == "flip-shift":
         import torch
 
-        from deepdive.data.augment import translate
-        ones = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
-        shifted = translate(x, ones, ones, 1)
+        h, w = x.shape[2], x.shape[3]
+        shifted = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")[:, :, 2:2 + h, 2:2 + w]
         views += [model(shifted), model(shifted.flip(3))]
     return sum(v.float() for v in views) / len(views)
 
 
 def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: str = "none") -> tuple[float, float]:
     """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``split`` (with test-time views ``tta``)."""
-    if len(split) == 0:
+    loss_sum, correct, seen = evaluation_sums(engine, model, split, train_mode, tta)
+    if seen == 0:
         return math.nan, math.nan
+    return loss_sum / seen, correct / seen
+
+
+def evaluation_sums(engine, model, split: Split, train_mode: bool = False, tta: str = "none") -> tuple[float, int, int]:
+    """(summed cross-entropy, correct predictions, images counted): what a distributed evaluation adds up over
+    the processes, each measuring its own share of the split (distributed.DistributedTrainer.evaluate)."""
     loss_sum, correct, seen = 0.0, 0, 0
+    if len(split) == 0:
+        return loss_sum, correct, seen
     with evaluation(model, train_mode), engine.no_grad(), engine.autocast():
         for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
             logits = tta_logits(model, engine.inputs(images), tta)
@@ -42,9 +53,7 @@ def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: s
             loss_sum += float(engine.cross_entropy(logits, targets, reduction="sum").item())
             correct += engine.correct(logits, targets)
             seen += len(labels)  # a streamed split may drop a file that turns out unreadable
-    if seen == 0:
-        return math.nan, math.nan
-    return loss_sum / seen, correct / seen
+    return loss_sum, correct, seen
 
 
 def predictions_on(engine, model, split, tta: str = "none"):
@@ -85,34 +94,40 @@ def per_class_table(matrix, classes: list[str]) -> list[dict]:
 
 
 def open_run_for_test(run_dir: str | Path, device: str = "auto"):
-    """A run folder's (run, config, model.json, engine, model with its weights, test split), as the run saw it."""
+    """A run folder's (run, config, model.json, engine, model with its weights, test split), as the run saw it:
+    the engine and model are those of ``deepdive.load(run_dir)``'s predictor."""
     from deepdive.data import prepare_data
-    from deepdive.data.pipeline import Normalizer
-    from deepdive.loading import load_run_model
+
+    predictor, run, cfg = _open(run_dir, device)
+    return run, cfg, predictor.info, predictor.engine, predictor.net, prepare_data(cfg).test
+
+
+def _open(run_dir, device: str):
+    """(``deepdive.load``'s predictor, the run folder, its config): the model from model.json, the data the
+    run was tested on from config.json."""
+    from deepdive.api import load
     from deepdive.runs import RunDir
 
+    predictor = load(run_dir, device)
     run = RunDir.open(run_dir)
-    cfg, info = run.config(), run.model_info()
-    test = prepare_data(cfg).test
-    engine, model = load_run_model(run, cfg, info, device, Normalizer(info["mean"], info["std"], info["input_shape"][0]))
-    return run, cfg, info, engine, model, test
+    return predictor, run, run.config()
 
 
 def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str | None = None,
                  device: str = "auto", per_class: bool = False) -> dict:
-    """Reload a run's weights and measure them on its test split (or on another dataset's)."""
-    from deepdive.config import TrainConfig
-    from deepdive.data import load_dataset
-    from deepdive.data.pipeline import Normalizer
-    from deepdive.loading import load_run_model
-    from deepdive.runs import RunDir
+    """Reload a run's weights and measure them on its test split (or on another dataset's).
 
+    The model, its normalization and test-time views are ``deepdive.load(run_dir)``'s predictor's, in its
+    batches: the accuracy is that of ``predictor(images).argmax(1)`` on the same images, exactly."""
+    from deepdive.config import TrainConfig
+    from deepdive.data import load_dataset, prepare_data
+
+    predictor, run, cfg = _open(run_dir, device)
+    info = predictor.info
     if dataset is None and data_dir is None:
-        run, cfg, info, engine, model, test = open_run_for_test(run_dir, device)
+        test = prepare_data(cfg).test
         source = cfg.dataset
     else:
-        run = RunDir.open(run_dir)
-        cfg, info = run.config(), run.model_info()
         values = cfg.to_dict()
         values.update(dataset=dataset or cfg.dataset, data_dir=data_dir or cfg.data_dir,
                       limit_train=None, val_split=None, normalization="dataset", recipe=None)
@@ -123,16 +138,15 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
             bundle.test = balanced_subset(bundle.test, other.limit_test, cfg.seed + 1)
         test = _align_classes(bundle, info)
         source = other.dataset
-        normalizer = Normalizer(info["mean"], info["std"], info["input_shape"][0])
-        engine, model = load_run_model(run, cfg, info, device, normalizer)
     if tuple(test.images.shape[1:]) != tuple(info["input_shape"]):
         raise UserError(f"the {source} images are {tuple(test.images.shape[1:])} but the model takes "
                         f"{tuple(info['input_shape'])}: use data of the model's input shape (e.g. --image-size)")
-    loss, accuracy = evaluate_split(engine, model, test, tta=cfg.tta)
-    result = {"run": str(run.path), "dataset": source, "examples": len(test), "tta": cfg.tta,
-              "weights": "ema" if cfg.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
+    engine, model, tta = predictor.engine, predictor.net, predictor.tta
+    loss, accuracy = evaluate_split(engine, model, test, tta=tta)
+    result = {"run": str(run.path), "dataset": source, "examples": len(test), "tta": tta,
+              "weights": "ema" if predictor.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
     if per_class:
-        preds, _, truths = predictions_on(engine, model, test, cfg.tta)
+        preds, _, truths = predictions_on(engine, model, test, tta)
         result["per_class"] = per_class_table(confusion_matrix(truths, preds, len(info["classes"])), info["classes"])
     return result
 

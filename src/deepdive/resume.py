@@ -21,12 +21,13 @@ log = logging.getLogger("deepdive")
 
 def open_resume(run_dir: str, flags: dict, force: bool = False):
     """The locked run folder, its resolved config and the forced differences (nothing is written here)."""
-    from deepdive.config import read_config_file, resolve_resume
+    from deepdive.config import OLDER_RUNS, read_config_file, resolve_resume
     from deepdive.runs import CONFIG, RunDir
 
-    run = RunDir.open(run_dir, lock=True)
+    from deepdive.distributed import env_rank
+    run = RunDir.open(run_dir, lock=env_rank() == 0)  # under torchrun rank 0 alone holds (and writes) the folder
     try:
-        cfg, differences = resolve_resume(read_config_file(run.file(CONFIG)), flags, force)
+        cfg, differences = resolve_resume({**OLDER_RUNS, **read_config_file(run.file(CONFIG))}, flags, force)
         run.model_info()  # validated now, though training rebuilds the model from the config
     except BaseException:
         run.close()

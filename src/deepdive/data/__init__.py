@@ -17,12 +17,14 @@ from deepdive.errors import UserError
 log = logging.getLogger("deepdive")
 
 AUGMENTATIONS = ("none", "flip", "crop-flip", "crop-altflip", "altflip")  # see data/augment.py
+RESIZE_MODES = ("crop", "squash")  # how image files are fitted to --image-size (data/imagefolder.py)
 
 DATASETS = {
     "cifar10": "CIFAR-10, 32x32 RGB, 10 classes (torchvision's cifar-10-batches-py/ layout; downloaded if missing)",
     "fashion-mnist": "Fashion-MNIST, 28x28 grey, 10 classes (idx files; also Debian's dataset-fashion-mnist)",
     "mnist": "MNIST digits, 28x28 grey, 10 classes (idx files)",
-    "imagefolder": "DIR/train/<class>/*, DIR/test/<class>/*, any image PIL opens, resized to --image-size",
+    "imagefolder": "DIR/train/<class>/* with test/<class>/* and/or val/<class>/*, or DIR/<class>/* with "
+                   "--val-split; any image PIL opens, fitted to --image-size (--resize-mode)",
     "synthetic": "generated, learnable data of a chosen shape and class count (tests, smoke runs)",
 }
 
@@ -52,9 +54,11 @@ def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle
         train, test, classes = load_mnist_like(name, cfg.data_dir)
         mean, std = ((0.2860,), (0.3530,)) if name == "fashion-mnist" else MNIST_MEAN_STD
     elif name == "imagefolder":
-        from deepdive.data.imagefolder import load_imagefolder
-        train, test, classes = load_imagefolder(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only,
-                                                workers=cfg.workers, max_bytes=int(cfg.max_image_mb * (1 << 20)))
+        from deepdive.data.imagefolder import load_imagefolder_layout
+        folder = load_imagefolder_layout(cfg.data_dir, cfg.image_size, strict=cfg.strict, test_only=test_only,
+                                         workers=cfg.workers, max_bytes=int(cfg.max_image_mb * (1 << 20)),
+                                         resize_mode=cfg.resize_mode, val_split=cfg.val_split, seed=cfg.seed)
+        train, test, classes, val, source = folder.train, folder.test, folder.classes, folder.val, folder.source
         mean, std = channel_mean_std(train.head(2000 if not isinstance(train, Split) else len(train))) \
             if len(train) else ((0.5,) * 3, (0.25,) * 3)
     elif name == "synthetic":
@@ -66,7 +70,9 @@ def _load(name: str, cfg: "TrainConfig", test_only: bool = False) -> "DataBundle
         raise KeyError(name)
     if cfg.normalization == "mnist":
         mean, std = MNIST_MEAN_STD
-    return DataBundle(name, train, test, list(classes), tuple(mean), tuple(std))
+    if name != "imagefolder":
+        val, source = None, {}
+    return DataBundle(name, train, test, list(classes), tuple(mean), tuple(std), val, source)
 
 
 def prepare_data(cfg: "TrainConfig") -> "DataBundle":
@@ -74,6 +80,9 @@ def prepare_data(cfg: "TrainConfig") -> "DataBundle":
     from deepdive.data.pipeline import balanced_subset, stratified_split
 
     bundle = load_dataset(cfg.dataset, cfg)
+    if cfg.classes:
+        from deepdive.data.classes import select_classes
+        select_classes(bundle, cfg.classes)
     for flag, limit, split in (("--limit-train", cfg.limit_train, "train"), ("--limit-test", cfg.limit_test, "test")):
         if limit and limit > len(getattr(bundle, split)):
             log.warning("warning: %s %d is more than the %d %s images: using all of them", flag, limit,
@@ -82,6 +91,6 @@ def prepare_data(cfg: "TrainConfig") -> "DataBundle":
         bundle.train = balanced_subset(bundle.train, cfg.limit_train, cfg.seed)
     if cfg.limit_test:
         bundle.test = balanced_subset(bundle.test, cfg.limit_test, cfg.seed + 1)
-    if cfg.val_split:
+    if cfg.val_split and bundle.source.get("data_layout") != "single":  # (a single folder's made its test split)
         bundle.train, bundle.val = stratified_split(bundle.train, cfg.val_split, cfg.seed + 2)
     return bundle

@@ -51,17 +51,27 @@ class BatchAugmenter:
         bits = self.first_flips[index.cpu()]
         return bits if epoch % 2 == 0 else ~bits
 
-    def __call__(self, images: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, index: torch.Tensor, epoch: int,
+                 rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``rows`` = (first, total): these images are rows [first, first + n) of a global batch of ``total``
+        split among processes (distributed.py); the draws are made for all ``total``, so each image gets what
+        one process would give it and the generator moves as in one process."""
         if self.kind == "none":
             return images
         n = images.shape[0]
+        first, total = rows if rows is not None else (0, n)
         if self.kind in ("flip", "crop-flip"):
-            flips = torch.rand(n, generator=self.generator) < 0.5
+            flips = (torch.rand(total, generator=self.generator) < 0.5)[first:first + n]
         else:
             flips = self.flips_for(index, epoch)
+        shifts = None
+        if self.kind.startswith("crop") and self.pad > 0:
+            shifts = torch.randint(-self.pad, self.pad + 1, (2, total), generator=self.generator)[:, first:first + n]
+        if n == 0:  # a process's empty share of a last batch smaller than the processes
+            return images
         flips = flips.to(images.device)
         images = torch.where(flips[:, None, None, None], images.flip(3), images)
-        if self.kind.startswith("crop") and self.pad > 0:
-            shifts = torch.randint(-self.pad, self.pad + 1, (2, n), generator=self.generator).to(images.device)
+        if shifts is not None:
+            shifts = shifts.to(images.device)
             images = translate(images, shifts[0], shifts[1], self.pad)
         return images

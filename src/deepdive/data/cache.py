@@ -60,7 +60,10 @@ class _Collect(logging.Handler):
 
 def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callable[[], tuple],
            max_bytes: int | None = None) -> tuple:
-    """``build()`` -> (train, test, classes), through the cache."""
+    """``build()`` -> (train, test, classes), through the cache.
+
+    ``build`` may return a fourth item, a dict of extras (more splits, or counts as {str: int}), stored and
+    returned with the rest: an image folder's val/ and the conversions it made."""
     import torch
 
     from deepdive.data.pipeline import Split
@@ -74,26 +77,53 @@ def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callab
             train, test = (Split(entry["train_images"], entry["train_labels"]),
                            Split(entry["test_images"], entry["test_labels"]))
             classes = list(entry["classes"])
+            extras = _unpack(entry["extras"]) if "extras" in entry else None
+            splits = [train, test] + [v for v in (extras or {}).values() if isinstance(v, Split)]
             if not all(isinstance(c, str) for c in classes) or any(
-                    len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes) for s in (train, test)):
+                    len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < len(classes) for s in splits):
                 raise ValueError("labels outside the class list")
             for message in entry["warnings"]:
                 log.warning("%s", message)
-            return train, test, classes
+            return (train, test, classes) if extras is None else (train, test, classes, extras)
         except Exception as exc:  # a damaged entry is rebuilt, never trusted (UserError included)
             log.warning("warning: ignoring unreadable cache entry %s (%s)", path, type(exc).__name__)
     collect = _Collect()
     log.addHandler(collect)
     try:
-        train, test, classes = build()
+        built = build()
     finally:
         log.removeHandler(collect)
+    train, test, classes = built[:3]
     entry = {"train_images": train.images, "train_labels": train.labels, "test_images": test.images,
              "test_labels": test.labels, "classes": list(classes), "warnings": collect.messages}
+    if len(built) > 3:
+        entry["extras"] = _pack(built[3])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: torch.save(entry, tmp))
     except (OSError, WriteFailed) as exc:  # an unwritable cache costs speed, not correctness
         reason = exc.reason if isinstance(exc, WriteFailed) else exc.strerror or exc
         log.warning("warning: could not write the dataset cache %s (%s)", path, reason)
-    return train, test, classes
+    return built
+
+
+def _pack(extras: dict) -> dict:
+    from deepdive.data.pipeline import Split
+
+    return {k: {"images": v.images, "labels": v.labels} if isinstance(v, Split) else dict(v) for k, v in extras.items()}
+
+
+def _unpack(packed) -> dict:
+    """The stored extras, checked: splits rebuilt (Split checks their tensors), counts {str: int}."""
+    from deepdive.data.pipeline import Split
+
+    extras = {}
+    for key, value in packed.items():
+        if isinstance(value, dict) and set(value) == {"images", "labels"}:
+            extras[key] = Split(value["images"], value["labels"])
+        elif isinstance(value, dict) and all(isinstance(k, str) and type(n) is int and n >= 0
+                                             for k, n in value.items()):
+            extras[key] = value
+        else:
+            raise ValueError(f"extra {key!r} is neither a split nor counts")
+    return extras

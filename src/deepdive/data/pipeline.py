@@ -7,7 +7,7 @@ no per-image Python work, so the same pipeline can later live on the GPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -54,7 +54,8 @@ class DataBundle:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    val: Split | None = None  # held out of train by --val-split
+    val: Split | None = None  # held out of train by --val-split, or an image folder's val/
+    source: dict = field(default_factory=dict)  # image folders: the layout and the folder reported (summary.json)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

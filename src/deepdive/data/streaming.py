@@ -20,8 +20,8 @@ import torch
 
 
 class _FileDataset(torch.utils.data.Dataset):
-    def __init__(self, files: list[Path], size: int, max_bytes: int):
-        self.files, self.size, self.max_bytes = files, size, max_bytes
+    def __init__(self, files: list[Path], size: int, max_bytes: int, resize_mode: str = "crop"):
+        self.files, self.size, self.max_bytes, self.resize_mode = files, size, max_bytes, resize_mode
 
     def __len__(self) -> int:
         return len(self.files)
@@ -31,7 +31,8 @@ class _FileDataset(torch.utils.data.Dataset):
 
         ok = True
         try:
-            array = np.array(load_image(self.files[i], (self.size, self.size), max_bytes=self.max_bytes))
+            array = np.array(load_image(self.files[i], (self.size, self.size), max_bytes=self.max_bytes,
+                                        resize_mode=self.resize_mode))
         except UnreadableImage:  # its header read, its body does not: a placeholder the batch then drops
             array, ok = np.zeros((self.size, self.size, 3), dtype=np.uint8), False
         return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous(), i, ok
@@ -41,9 +42,9 @@ class StreamingSplit:
     """A split whose images stay on disk; ``labels`` are in memory."""
 
     def __init__(self, files: list[Path], labels: torch.Tensor, size: int, workers: int, strict: bool = False,
-                 max_bytes: int = 256 << 20):
+                 max_bytes: int = 256 << 20, resize_mode: str = "crop"):
         self.files, self.labels, self.size, self.workers = list(files), labels, size, workers
-        self.strict, self.max_bytes = strict, max_bytes
+        self.strict, self.max_bytes, self.resize_mode = strict, max_bytes, resize_mode
         self.dropped: set[int] = set()  # files found unreadable while streaming (warned about once each)
 
     def __len__(self) -> int:
@@ -55,7 +56,7 @@ class StreamingSplit:
 
     def subset(self, index: torch.Tensor) -> "StreamingSplit":
         return StreamingSplit([self.files[i] for i in index.tolist()], self.labels[index], self.size, self.workers,
-                              self.strict, self.max_bytes)
+                              self.strict, self.max_bytes, self.resize_mode)
 
     def to(self, device) -> "StreamingSplit":
         return self  # batches move to the device as they are formed
@@ -65,7 +66,8 @@ class StreamingSplit:
         return images[ok]
 
     def _loader(self, order: torch.Tensor, batch_size: int):
-        return torch.utils.data.DataLoader(_FileDataset(self.files, self.size, self.max_bytes), batch_size=batch_size,
+        return torch.utils.data.DataLoader(_FileDataset(self.files, self.size, self.max_bytes, self.resize_mode),
+                                           batch_size=batch_size,
                                            sampler=order.tolist(), num_workers=self.workers,
                                            persistent_workers=False)
 

@@ -10,7 +10,11 @@ The loop calls ``hooks(point, n)`` at:
 ``DEEPDIVE_PAUSE_AT=POINT:N`` and ``DEEPDIVE_PAUSE_FILE=PATH`` the process writes PATH
 when it reaches that point and waits there until a signal arrives, so a test can
 SIGKILL it, or SIGINT it, at exactly that point - or until the test deletes PATH,
-and the run goes on as if it had never paused.
+and the run goes on as if it had never paused. PATH holds the point and the process id.
+
+Under torchrun every process reads the same variables: ``DEEPDIVE_PAUSE_RANK=R`` makes
+only the process of rank R pause, and only in torchrun's first attempt
+(TORCHELASTIC_RESTART_COUNT 0), so that a restarted run goes past the point.
 """
 from __future__ import annotations
 
@@ -30,6 +34,10 @@ def pause_hook_from_env(stop) -> Hook:
     spec, marker = os.environ.get("DEEPDIVE_PAUSE_AT"), os.environ.get("DEEPDIVE_PAUSE_FILE")
     if not spec or not marker:
         return no_hook
+    rank = os.environ.get("DEEPDIVE_PAUSE_RANK")
+    if rank is not None and (os.environ.get("RANK", "0") != rank
+                             or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
+        return no_hook
     where, _, number = spec.partition(":")
     if where not in POINTS or not number.isdigit():
         from deepdive.errors import UserError
@@ -38,7 +46,7 @@ def pause_hook_from_env(stop) -> Hook:
     def pause(point: str, n: int) -> None:
         if point == where and n == int(number):
             with open(marker, "w") as f:
-                f.write(f"{point}:{n}\n")
+                f.write(f"{point}:{n} {os.getpid()}\n")
             while stop.signum is None and os.path.exists(marker):  # SIGKILL ends the process here;
                 time.sleep(0.01)  # SIGINT/SIGTERM set the flag; deleting the marker lets the run go on
     return pause

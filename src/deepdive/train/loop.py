@@ -33,6 +33,10 @@ log = logging.getLogger("deepdive")
 class Trainer:
     """Runs epochs of ``cfg`` on ``model``, recording into ``run``; resumable from ``state.pt``."""
 
+    # distributed.DistributedTrainer, one of several processes, changes these (and fills the seams net, loss_value)
+    main_process = True  # this process shows progress and writes the run folder
+    world_size = 1  # processes training together
+
     def __init__(self, cfg: TrainConfig, run, bundle, engine, model, optimizer, stop, clock=None,
                  hooks: Hook | None = None):
         import torch
@@ -41,6 +45,7 @@ class Trainer:
 
         self.cfg, self.run, self.bundle, self.engine = cfg, run, bundle, engine
         self.model, self.optimizer, self.stop = model, optimizer, stop
+        self.net = model  # what the training forward pass runs: the model (distributed: its DDP wrapper)
         self.hooks = hooks or pause_hook_from_env(stop)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order
         self.watch = Stopwatch(clock)
@@ -53,6 +58,7 @@ class Trainer:
         self.state = TrainState(best={"metric": metric, "value": None, "epoch": None}, target=target)
         self.augmenter = self.ema = None
         self.tensorboard = None  # viz.tensorboard.TensorBoardLog with --tensorboard
+        self.freezer = None  # train.finetune.Freezer with --freeze-backbone
         if cfg.augment != "none":
             from deepdive.data.augment import BatchAugmenter
             self.augmenter = BatchAugmenter(cfg.augment, cfg.crop_pad, len(bundle.train), cfg.seed)
@@ -141,9 +147,12 @@ class Trainer:
                                   decay_epochs=cfg.decay_epochs, decay_rate=cfg.decay_rate)
 
     def set_lr(self) -> float:
+        """This step's lr in every group; the head's groups (--head-lr) follow the same schedule from their own
+        base: η_head(t) = head_lr · factor(t)."""
         lr = self.lr_now()
+        head_lr = lr * self.cfg.head_lr / self.cfg.lr if self.cfg.head_lr else lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = head_lr if group.get("role") == "head" else lr
         return lr
 
     # -- one epoch ----------------------------------------------------------------------
@@ -160,7 +169,8 @@ class Trainer:
         self.eval_every = self._eval_interval()
         self.model.train()
         bar = tqdm(total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}",
-                   unit="img", unit_scale=self.cfg.batch_size, disable=None, leave=False, file=sys.stderr)
+                   unit="img", unit_scale=self.cfg.batch_size, disable=None if self.main_process else True,
+                   leave=False, file=sys.stderr)
         lines = ProgressLines(self, self.cfg.log_every) if bar.disable and self.cfg.log_every else None
         try:
             with self.watch.phase("train"):
@@ -185,6 +195,8 @@ class Trainer:
         return max(1, self.steps_per_epoch // self.cfg.evals_per_epoch)
 
     def train_step(self, batch) -> None:
+        if self.freezer:  # every step: an evaluation in between puts the whole model back in train mode
+            self.freezer.apply(self.model, self.state.epoch)
         x, y = self.phase_data(batch)
         loss = self.phase_forward(x, y)
         value = self.phase_backward(loss)
@@ -206,12 +218,12 @@ class Trainer:
     def phase_forward(self, x, y):
         self.optimizer.zero_grad(set_to_none=True)
         with self.engine.autocast():
-            logits = self.model(x)
+            logits = self.net(x)
         return self.engine.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
     def phase_backward(self, loss) -> float:
         loss.backward()
-        value = float(loss.item())
+        value = self.loss_value(loss)
         state = self.state
         if state.global_step == 0 and state.first_loss is None:
             state.first_loss = value
@@ -224,6 +236,10 @@ class Trainer:
                             f"{state.step_in_epoch + 1}{grew}: the run diverged (learning rate too high? data badly "
                             "normalized? try a lower --lr or --grad-clip); the last good checkpoint is kept")
         return value
+
+    def loss_value(self, loss) -> float:
+        """The step's loss as a number (distributed: the global batch's mean, agreed by all processes)."""
+        return float(loss.item())
 
     def phase_clip(self) -> None:
         if self.cfg.grad_clip:
@@ -315,7 +331,8 @@ class Trainer:
         test_loss = test_accuracy = None
         if cfg.eval_each_epoch or last:
             test_loss, test_accuracy = self.evaluate(self.bundle.test)
-        record = {"epoch": state.epoch, "train_loss": state.loss_sum / max(state.seen, 1), "test_loss": test_loss,
+        record = {"epoch": state.epoch, "train_loss": state.loss_sum / max(state.seen, 1),
+                  "train_loss_last_1000": state.article_window_loss(), "test_loss": test_loss,
                   "test_accuracy": test_accuracy, "seconds": seconds,
                   "images_per_second": state.seen / seconds if seconds > 0 else None,
                   "lr": self.optimizer.param_groups[0]["lr"]}  # the last step's: where the schedule ended the epoch

@@ -32,6 +32,7 @@ class Components:
     optimizer: Any
     model_options: dict  # every constructor argument beyond shape and classes (model.json records them)
     channels_last: bool
+    freezer: Any = None  # train.finetune.Freezer with --freeze-backbone
 
 
 def build_components(cfg: TrainConfig, bundle) -> Components:
@@ -48,14 +49,51 @@ def build_components(cfg: TrainConfig, bundle) -> Components:
     options = model_options(cfg.model, cfg.to_dict())
     check_model_fits(cfg.model, bundle, options)
     model = build_model(cfg.model, engine.nn, engine.F, bundle.input_shape, bundle.num_classes, **options)
+    if getattr(model, "input_note", None):
+        log.info("%s", model.input_note)
     init_from_data(cfg.model, model, normalizer(bundle.train.head(5000)), options)
+    _initial_weights(cfg, model, bundle)
     model = engine.build(model)
-    groups = parameter_groups(model, cfg.weight_decay, cfg.optimizer, cfg.decay_norm_and_bias, cfg.decoupled_wd)
+    head, freezer = set(), None
+    if cfg.freeze_backbone or cfg.head_lr:
+        from deepdive.train.finetune import Freezer, head_names
+        head = head_names(model, bundle.num_classes)
+        if cfg.freeze_backbone:
+            freezer = Freezer(model, head, cfg.unfreeze_after)
+    groups = parameter_groups(model, cfg.weight_decay, cfg.optimizer, cfg.decay_norm_and_bias, cfg.decoupled_wd,
+                              head=head if cfg.head_lr else None)
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum, optim=engine.optim)
     if cfg.compile:
         import torch
         model = torch.compile(model)
-    return Components(engine, model, optimizer, options, channels_last)
+    return Components(engine, model, optimizer, options, channels_last, freezer)
+
+
+def _initial_weights(cfg: TrainConfig, model, bundle) -> None:
+    """--pretrained / --weights FILE (the library's weights) or --init-from RUN (another run's)."""
+    if cfg.pretrained or cfg.weights:
+        from deepdive.models.external import load_pretrained
+        log.info("%s", load_pretrained(model, cfg.model, cfg.weights, cfg.download))
+    elif cfg.init_from:
+        from deepdive.train.finetune import init_from_run
+        log.info("%s", init_from_run(model, cfg.model, list(bundle.classes), bundle.input_shape, cfg.init_from))
+
+
+def adopt_model_preprocessing(cfg: TrainConfig, bundle) -> dict | None:
+    """With pretrained weights the model's own normalization replaces the data's (the weights were trained on
+    inputs normalized that way); returns what model.json records, None otherwise."""
+    if not (cfg.pretrained or cfg.weights):
+        return None
+    from deepdive.models.external import preprocessing
+
+    meta = preprocessing(cfg.model)
+    mean, std = meta["mean"], meta["std"]
+    if bundle.input_shape[0] == 1:  # grey images are repeated to RGB inside the model: one channel's statistics
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    bundle.mean, bundle.std = tuple(mean), tuple(std)
+    log.info("pretrained preprocessing of %s (%s): mean %s, std %s", cfg.model, meta["weights"],
+             ", ".join(f"{v:.3f}" for v in mean), ", ".join(f"{v:.3f}" for v in std))
+    return {"weights": meta["weights"], "mean": list(mean), "std": list(std), "train_size": meta["crop_size"]}
 
 
 def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict | None = None,
@@ -68,25 +106,38 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     are for tests (see ``Stopwatch`` and ``train.hooks``).
     """
     from deepdive.data import prepare_data
+    from deepdive.distributed import ReadOnlyRun, start, threads_per_process
     from deepdive.runs import RunDir
     from deepdive.train.threads import busy_cores, set_threads, warn_if_oversubscribed
 
+    dist = None
     try:
-        busy = busy_cores()  # measured once: the thread rule and the warning share it
-        threads = set_threads(cfg.threads, cfg.model, busy)
-        if run is None:
+        dist = start(cfg)  # under torchrun: this process's place in the process group (None: one process)
+        main = dist is None or dist.main  # rank 0 alone makes, locks and writes the run folder
+        if not main and run is not None:
+            run = ReadOnlyRun(run.path)
+        busy = busy_cores() if dist is None else 0  # (the other processes of the run keep the cores busy)
+        threads = set_threads(cfg.threads or (threads_per_process(cfg.model, dist.local_world) if dist else None),
+                              cfg.model, busy)
+        if run is None and main:
             RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
         if cfg.tensorboard:
             _require_tensorboard()
         bundle = prepare_data(cfg)
         check_fits_data(cfg, bundle)
+        preprocessing = adopt_model_preprocessing(cfg, bundle)
         parts = build_components(cfg, bundle)
         _move_data_to(parts.engine, bundle)
         if run is None:
-            run = _create_run(cfg, bundle, parts, overwrite)
+            run = _create_run(cfg, bundle, parts, overwrite, preprocessing) if main else ReadOnlyRun(cfg.out)
         warn_if_oversubscribed(threads, busy)
-        return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
+        return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks, dist)
     except BaseException as exc:
+        if dist is not None:
+            try:
+                dist.agree(exc)  # a setup that failed here stops the other processes at their agreement
+            except RunFailed:
+                pass  # the others are gone already: this process's own error is the one to tell
         said = run.abandon() if run is not None else ""  # a run --overwrite replaced comes back if the new
         if said and isinstance(exc, (RunFailed, UserError)):  # one has no epoch's checkpoint yet
             raise (RunFailed if isinstance(exc, RunFailed) else UserError)(f"{exc}; {said}") from None
@@ -96,22 +147,30 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     finally:
         if run is not None:
             run.close()
+        if dist is not None:
+            dist.close()
 
 
-def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks) -> dict:
+def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks, dist=None) -> dict:
     from deepdive.runs import CONFIG
     from deepdive.signals import StopFlag, catch_stop_signals
     from deepdive.train.loop import Trainer
 
     stop = StopFlag()
     with catch_stop_signals(stop):
-        trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)
+        make = Trainer if dist is None else dist.trainer  # distributed: one process's share of each step
+        trainer = make(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)
+        trainer.freezer = parts.freezer
         summary = _resume_point(trainer, run, resume_state) if resume_state is not None else None
+        if dist is not None:
+            dist.agree(None)  # every process is set up (or all stop here), before rank 0 writes
         # -- everything is checked: from here on the run folder is written --
         if forced:
             run.write_json(CONFIG, cfg.to_dict())  # the changed run was built and restored: its config is in force
+            from deepdive.runs import MODEL_INFO
+            run.write_json(MODEL_INFO, {**run.model_info(), **evaluation_settings(cfg)})  # --force --tta ...
         summary = _start_summary(cfg, run, bundle, trainer, summary, forced, threads)
-        if cfg.tensorboard:
+        if cfg.tensorboard and trainer.main_process:
             from deepdive.viz.tensorboard import open_writer
             example = trainer.engine.inputs(bundle.train.head(2)) if trainer.engine.name == "torch" else None
             trainer.tensorboard = open_writer(run.path, trainer.model, trainer.engine.name, example)
@@ -132,7 +191,7 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks)
             _set_status(run, "failed")
             raise RunFailed(f"writing to the run folder {run.path} failed ({exc.strerror or exc}): "
                             "free disk space or choose another --out; the previous checkpoint is intact") from None
-    if cfg.figures and not os.environ.get("DEEPDIVE_NO_FIGURES"):
+    if cfg.figures and not os.environ.get("DEEPDIVE_NO_FIGURES") and trainer.main_process:
         _draw_figures(cfg, run, bundle, trainer)
     return summary
 
@@ -220,16 +279,26 @@ def _move_data_to(engine, bundle) -> None:
             bundle.val = bundle.val.to(device)
 
 
-def _create_run(cfg: TrainConfig, bundle, parts: Components, overwrite: bool):
+def evaluation_settings(cfg: TrainConfig) -> dict:
+    """How the run's weights are evaluated, recorded in model.json so that ``deepdive.load``, predict,
+    evaluate and export rebuild a run from model.json alone (loading.MODEL_SETTINGS)."""
+    return {"tta": cfg.tta, "amp": cfg.amp, "ema": cfg.ema is not None}
+
+
+def _create_run(cfg: TrainConfig, bundle, parts: Components, overwrite: bool, preprocessing: dict | None = None):
     from deepdive.runs import CONFIG, MODEL_INFO, RunDir
 
     run = RunDir.create(cfg.out, overwrite=overwrite)
     run.write_json(CONFIG, cfg.to_dict())
-    run.write_json(MODEL_INFO, {
-        "model": cfg.model, "engine": cfg.engine, "classes": bundle.classes,
-        "input_shape": list(bundle.input_shape), "mean": list(bundle.mean), "std": list(bundle.std),
-        "options": parts.model_options, "channels_last": parts.channels_last,
-        "article_exact": cfg.article_exact})
+    info = {"model": cfg.model, "engine": cfg.engine, "classes": bundle.classes,
+            "input_shape": list(bundle.input_shape), "mean": list(bundle.mean), "std": list(bundle.std),
+            "options": parts.model_options, "channels_last": parts.channels_last,
+            "article_exact": cfg.article_exact,
+            "resize_mode": cfg.resize_mode,  # how image files are fitted to input_shape (predict reads them so)
+            **evaluation_settings(cfg)}
+    if preprocessing:
+        info["preprocessing"] = preprocessing  # the pretrained weights' own (mean/std above are these)
+    run.write_json(MODEL_INFO, info)
     return run
 
 
@@ -251,7 +320,9 @@ def _start_summary(cfg, run, bundle, trainer, summary, forced, threads) -> dict:
     summary.update(train_examples=len(bundle.train), test_examples=len(bundle.test),
                    val_examples=len(bundle.val) if bundle.val is not None else 0,
                    device=str(getattr(trainer.engine, "device", "cpu")), threads=threads,
+                   world_size=trainer.world_size,  # processes (information: a run resumes with any number)
                    torch_version=torch.__version__, deepdive_version=__version__)
+    summary.update(bundle.source)  # an image folder's layout and the folder reported as test accuracy
     if forced:
         summary["resume_forced"] = summary.get("resume_forced", []) + forced
     if not resume:

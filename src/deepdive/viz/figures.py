@@ -21,7 +21,7 @@ def pyplot():
     return plt
 
 
-def _contours(ax, s) -> None:
+def draw_contours(ax, s) -> None:
     """Log-spaced contour levels of f − f_min: a narrow valley shows as nested ellipses."""
     (x0, x1), (y0, y1) = s.box
     xs, ys = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
@@ -51,7 +51,7 @@ def _draw_paths(s, paths, out, title: str, tol: float, animate: bool) -> Path:
     plt = pyplot()
     out = Path(out)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(WIDTH_PX / DPI, WIDTH_PX / DPI * 0.45), dpi=DPI)
-    _contours(ax, s)
+    draw_contours(ax, s)
     ax.set_title(title)
     lines, marks, curves = [], [], []
     for i, p in enumerate(paths):
