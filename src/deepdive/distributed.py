@@ -147,6 +147,14 @@ class Dist:
             return  # the caller raises its own error
         raise quiet(PeerFailed(f"process {failed[0]} failed while setting up (its error is above)"))
 
+    def fail(self, failure: BaseException) -> None:
+        """This process failed: tell the others at the agreement (if it is still ahead), then let ``failure``
+        propagate; when they are gone already, this process's own error is the one to tell."""
+        try:
+            self.agree(failure)
+        except RunFailed:
+            pass
+
     def lost(self, exc: BaseException) -> RunFailed:
         """A collective failed: another process died or stopped answering. Said at once (torchrun may stop this
         process right after), returned as a quiet RunFailed for the caller to raise."""
@@ -182,30 +190,38 @@ def start(cfg) -> Dist | None:
     world = env_world_size()
     if world <= 1:
         return None
-    rank = env_rank()
-    try:
-        check(cfg, world)
-    except UserError as exc:
-        raise (quiet(exc) if rank else exc) from None
     import torch
     import torch.distributed as tdist
 
     from deepdive.engines import resolve_device
 
+    rank = env_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    if resolve_device(cfg.device) == "cuda":
-        if local_world > torch.cuda.device_count():
+    try:
+        check(cfg, world)
+        cuda = resolve_device(cfg.device) == "cuda"
+        if cuda and local_world > torch.cuda.device_count():
             raise UserError(f"{local_world} processes on this node but {torch.cuda.device_count()} GPU(s): start "
                             "one process per GPU (--nproc-per-node), or train on the CPU with --device cpu")
+    except UserError as exc:  # the same in every process: rank 0 says it
+        raise (quiet(exc) if rank else exc) from None
+    if cuda:
         torch.cuda.set_device(local_rank)  # "cuda" now means this process's GPU, everywhere
-        device, backend, extra = torch.device("cuda", local_rank), "nccl", {"device_id": torch.device("cuda", local_rank)}
+        device = torch.device("cuda", local_rank)
+        backend, extra = "nccl", {"device_id": device}
     else:
         device, backend, extra = torch.device("cpu"), "gloo", {}
     if rank:
         log.setLevel(logging.ERROR)  # only rank 0 speaks; errors are every process's own
+    timeout = timedelta(seconds=cfg.dist_timeout)
     try:
-        tdist.init_process_group(backend, timeout=timedelta(seconds=cfg.dist_timeout), **extra)
+        # torchrun's store outlives a restart, and the group's keys (gloo's peer addresses) would be read back
+        # from the attempt before (measured: 2 restarts in 4 connected to the dead processes' ports): each
+        # attempt keeps its keys under its own prefix.
+        store, rank, world = next(tdist.rendezvous("env://", timeout=timeout))
+        store = tdist.PrefixStore(f"deepdive/attempt-{restart_count()}", store)
+        tdist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout, **extra)
     except Exception as exc:  # noqa: BLE001 - the store, the network: one line, whatever raised it
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise RunFailed(f"process {rank} could not join the other {world - 1} ({detail}): check the rendezvous "
@@ -253,6 +269,9 @@ class ReadOnlyRun(RunDir):
 
 
 # -- the data each process takes ---------------------------------------------------------------------------------------
+STREAMED = ("this image folder is streamed from disk (too large for memory), which distributed training does not "
+            "do: give a smaller --image-size so that it fits, or train in one process")
+
 class ShardedSplit:
     """A training split as one process steps through it: each global batch of the epoch's order, this process's
     share of it. ``iterate_batches`` hands a split that is not an in-memory ``Split`` to its own ``batches``."""
@@ -261,8 +280,7 @@ class ShardedSplit:
         from deepdive.data.pipeline import Split
 
         if not isinstance(split, Split):
-            raise UserError("this image folder is streamed from disk (too large for memory), which distributed "
-                            "training does not do: give a smaller --image-size so that it fits, or train in one process")
+            raise UserError(STREAMED)
         self.split, self.dist = split, dist
 
     def __len__(self) -> int:
@@ -447,26 +465,20 @@ def layers() -> dict:
 
 
 def global_batch_layers(model, sync_bn: bool, device_type: str):
-    """Swap, in place, nn.Dropout for ``GlobalBatchDropout`` and (``sync_bn``) BatchNorm for its synchronised
-    form. The same parameters and buffers are kept (the optimizer holds them; state_dict keys do not change)."""
+    """Turn nn.Dropout into ``GlobalBatchDropout`` and (``sync_bn``) BatchNorm into its synchronised form, by
+    changing the layers' class in place: the same objects with the same parameters and buffers, so the
+    optimizer, the EMA's copy, --freeze-backbone's list of norms and the state_dict keys are unchanged."""
     from torch import nn
     from torch.nn.modules.batchnorm import _BatchNorm
 
     kinds = layers()
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, kinds["GlobalBatchDropout"](child.p, child.inplace))
-            elif sync_bn and isinstance(child, _BatchNorm) and not isinstance(
-                    child, (nn.SyncBatchNorm, kinds["CpuSyncBatchNorm"])):
-                kind = nn.SyncBatchNorm if device_type == "cuda" else kinds["CpuSyncBatchNorm"]
-                new = kind(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
-                if child.affine:
-                    new.weight, new.bias = child.weight, child.bias
-                for buffer in ("running_mean", "running_var", "num_batches_tracked"):
-                    setattr(new, buffer, getattr(child, buffer))
-                new.train(child.training)
-                setattr(parent, name, new)
+    for module in model.modules():
+        if type(module) is nn.Dropout:
+            module.__class__ = kinds["GlobalBatchDropout"]
+        elif sync_bn and isinstance(module, _BatchNorm) and not isinstance(
+                module, (nn.SyncBatchNorm, kinds["CpuSyncBatchNorm"])):
+            module.__class__ = nn.SyncBatchNorm if device_type == "cuda" else kinds["CpuSyncBatchNorm"]
+            module.process_group = None  # SyncBatchNorm's: the whole world
     return model
 
 
@@ -478,15 +490,20 @@ class DistributedTrainer(Trainer):
     checkpoints and evaluation use it); ``self.net``, the DDP wrapper, runs the training forward pass."""
 
     def __init__(self, dist: Dist, cfg, run, bundle, engine, model, optimizer, stop, clock=None, hooks=None):
+        from deepdive.data.pipeline import Split
         from deepdive.signals import StopFlag
 
         self.dist, self.world_size, self.main_process = dist, dist.world, dist.main
         bundle.train = ShardedSplit(bundle.train, dist)
+        if not all(isinstance(split, Split) for split in (bundle.test, bundle.val) if split is not None):
+            raise UserError(STREAMED)
         global_batch_layers(model, cfg.sync_bn, dist.device.type)
         super().__init__(cfg, run, bundle, engine, model, optimizer, stop, clock, hooks)
         self.signals, self.stop = stop, StopFlag()  # signals set `signals`; the loop acts on the agreed `stop`
-        self.net, self.trainable = None, None  # DDP: made when every process has agreed (fit), remade when
-        if self.augmenter:  # the set of trainable parameters changes (--freeze-backbone, --unfreeze-after)
+        # DDP: made once every process has agreed (fit), made again when the trainable parameters change
+        # (--freeze-backbone, --unfreeze-after)
+        self.net, self.trainable = None, None
+        if self.augmenter:
             self.augmenter = SharedDraws(self.augmenter, self)
         self.offset = self.n_local = self.n_global = 0  # this step's share: first row, images, global batch
         self.local_loss = None
@@ -609,8 +626,9 @@ def restarted_run(cfg, out_given: bool):
     from deepdive.runs import CONFIG
 
     if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not out_given:
-        raise UserError("under torchrun --max-restarts give --out: a restarted process resumes the run folder "
-                        "it names")
+        error = UserError("under torchrun --max-restarts give --out: a restarted process resumes the run folder "
+                          "it names")
+        raise quiet(error) if env_rank() else error
     if restart_count() == 0 or not cfg.out or not (RunDir(cfg.out).file(CONFIG)).is_file():
         return None
     from deepdive.resume import open_resume
@@ -620,9 +638,11 @@ def restarted_run(cfg, out_given: bool):
     changed = sorted(k for k in mine if k not in NOT_ALTERING | {"out"} and mine[k] != theirs.get(k))
     if changed:
         run.close()
-        raise UserError(f"--out {cfg.out} holds a run of other settings ({', '.join(changed[:4])}): a restarted "
-                        "process resumes only its own run")
-    log.info("restart %d: resuming %s from its last checkpoint", restart_count(), run.path)
+        error = UserError(f"--out {cfg.out} holds a run of other settings ({', '.join(changed[:4])}): a restarted "
+                          "process resumes only its own run")
+        raise quiet(error) if env_rank() else error
+    if env_rank() == 0:
+        log.info("restart %d: resuming %s from its last checkpoint", restart_count(), run.path)
     return run, saved, []
 
 

@@ -114,8 +114,7 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     try:
         dist = start(cfg)  # under torchrun: this process's place in the process group (None: one process)
         main = dist is None or dist.main  # rank 0 alone makes, locks and writes the run folder
-        if not main and run is not None:
-            run = ReadOnlyRun(run.path)
+        run = ReadOnlyRun(run.path) if not main and run is not None else run
         busy = busy_cores() if dist is None else 0  # (the other processes of the run keep the cores busy)
         threads = set_threads(cfg.threads or (threads_per_process(cfg.model, dist.local_world) if dist else None),
                               cfg.model, busy)
@@ -134,10 +133,7 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks, dist)
     except BaseException as exc:
         if dist is not None:
-            try:
-                dist.agree(exc)  # a setup that failed here stops the other processes at their agreement
-            except RunFailed:
-                pass  # the others are gone already: this process's own error is the one to tell
+            dist.fail(exc)  # a setup that failed here stops the other processes at their agreement
         said = run.abandon() if run is not None else ""  # a run --overwrite replaced comes back if the new
         if said and isinstance(exc, (RunFailed, UserError)):  # one has no epoch's checkpoint yet
             raise (RunFailed if isinstance(exc, RunFailed) else UserError)(f"{exc}; {said}") from None

@@ -1,0 +1,209 @@
+"""Data-parallel training (torchrun + DDP, distributed.py) on the CPU with gloo and 2 processes.
+
+Two launches serve every multi-process check (each costs seconds of imports): a 2-process run started by
+``--nproc 2``, and the same run under torchrun ``--max-restarts 1`` whose rank 1 is SIGKILLed at a chosen
+step (train.hooks, DEEPDIVE_PAUSE_RANK). Everything else runs in this process. No wall-clock timing: the
+kill lands at a step, deadlines only turn a hang into a failure.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import SYNTH, assert_one_line_error
+
+# 301 images in global batches of 32: 10 steps an epoch, the last of 13 images split 7/6 between the processes
+# (the loss weighting matters there); 203 test images split 102/101 (a padded duplicate would show).
+CONFIG = {"model": "simplenet", "dataset": "synthetic", "epochs": 2, "batch_size": 32, "optimizer": "momentum",
+          "lr": 0.02, "seed": 5, "synthetic": {"shape": [1, 8, 8], "classes": 10, "train": 301, "test": 203}}
+STEPS_PER_EPOCH = 10
+# float32 tolerance: the two processes' gradients are summed by the all-reduce, one process sums all 32 images'
+# in one matrix product; over these 20 steps the weights (|w| up to ~0.5) differ by ~1e-7 (measured 9e-8 after
+# 126 steps), so 1e-6 absolute. A wrong share, order or weighting of the 7/6 batch moves them by ~1e-3.
+PARAMETER_ATOL = 1e-6
+
+
+def weights(run):
+    from safetensors.torch import load_file
+    return load_file(str(run / "model.safetensors"))
+
+
+def max_difference(a, b) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def relative_difference(a, b) -> float:
+    return max(float((a[k] - b[k]).norm() / b[k].norm()) for k in a)
+
+
+def deepdive(*args, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", *map(str, args)], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The 2-process run (``--nproc 2``) and the killed-and-restarted one (torchrun), launched together."""
+    folder = tmp_path_factory.mktemp("ddp")
+    cache = {"DEEPDIVE_CACHE": str(tmp_path_factory.getbasetemp() / "deepdive-cache")}  # conftest's private one
+    config = folder / "config.json"
+    config.write_text(json.dumps(CONFIG))
+    two = deepdive("deepdive", "train", "--config", config, "--out", folder / "two", "--nproc", "2", env=cache)
+    # (both launches at once: much of a launch is waiting - for imports of the other processes, for the
+    # rendezvous, for torchrun's checks - and the second keeps the cores busy meanwhile)
+    # rank 1 pauses after step 15 (epoch 2; epoch 1's checkpoint is written), we copy the folder as the two
+    # processes left it there, then SIGKILL rank 1: torchrun restarts both, which resume from state.pt
+    marker = folder / "paused"
+    restarted = deepdive("torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts", "1",
+                         "-m", "deepdive", "train", "--config", config, "--out", folder / "restarted",
+                         env={**cache, "DEEPDIVE_PAUSE_AT": f"step:{STEPS_PER_EPOCH + 5}",
+                              "DEEPDIVE_PAUSE_FILE": str(marker), "DEEPDIVE_PAUSE_RANK": "1"})
+    deadline = time.time() + 240  # only turns a hang into a failure; nothing is timed
+    while not marker.exists() or not marker.read_text().endswith("\n"):
+        assert time.time() < deadline and restarted.poll() is None, restarted.communicate()[1]
+        time.sleep(0.02)
+    shutil.copytree(folder / "restarted", folder / "mid-run")
+    os.kill(int(marker.read_text().split()[1]), signal.SIGKILL)
+    _, restart_err = restarted.communicate(timeout=240)
+    assert restarted.returncode == 0, restart_err
+    _, err = two.communicate(timeout=240)
+    assert two.returncode == 0, err
+    return {"folder": folder, "config": config, "two": folder / "two", "two_err": err,
+            "restarted": folder / "restarted", "restart_err": restart_err, "mid_run": folder / "mid-run"}
+
+
+def test_two_processes_train_as_one_and_rank_0_alone_writes(launched, cli, tmp_path):
+    two = launched["two"]
+    # one process, same seed and global batch: the same parameters within float32 summation order
+    one = tmp_path / "one"
+    assert cli("train", "--config", launched["config"], "--out", one).code == 0
+    assert max_difference(weights(two), weights(one)) <= PARAMETER_ATOL
+    # only rank 0 wrote: one metrics line per epoch (a second writer appends its own), the files of one run
+    records = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    summary = json.loads((two / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert json.loads((one / "summary.json").read_text())["world_size"] == 1
+    # ... and only rank 0 spoke
+    assert launched["two_err"].count("epoch 2/2") == 1 and "Traceback" not in launched["two_err"]
+    # every test image counted once: the sharded evaluation is one process's evaluation of the same weights
+    evaluated = cli("evaluate", two, "--json").json()
+    assert evaluated["examples"] == 203 and 0 < evaluated["test_accuracy"] < 1
+    assert summary["test_accuracy"] == evaluated["test_accuracy"]
+    assert summary["test_loss"] == pytest.approx(evaluated["test_loss"], rel=1e-6)
+
+
+def test_a_killed_rank_restarts_and_ends_bit_identical(launched):
+    """SIGKILL of rank 1 mid-epoch under --max-restarts 1: the survivor says why it stops, torchrun restarts
+    both, they resume the folder's last checkpoint and end with the uninterrupted run's weights, bit for bit."""
+    restarted, err = launched["restarted"], launched["restart_err"]
+    assert "lost contact with the others" in err and "restart 1: resuming" in err
+    assert (restarted / "model.safetensors").read_bytes() == (launched["two"] / "model.safetensors").read_bytes()
+    assert len((restarted / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((restarted / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process(launched, cli):
+    """state.pt holds no rank: the 2-process run's epoch-1 checkpoint finishes in 1 process."""
+    mid = launched["mid_run"]
+    assert len((mid / "metrics.jsonl").read_text().splitlines()) == 1
+    result = cli("train", "--resume", mid, "--json")
+    assert result.code == 0, result.err
+    resumed, uninterrupted = result.json(), json.loads((launched["two"] / "summary.json").read_text())
+    assert resumed["world_size"] == 1 and resumed["epochs"] == 2
+    assert abs(resumed["test_accuracy"] - uninterrupted["test_accuracy"]) <= 0.005
+    assert relative_difference(weights(mid), weights(launched["two"])) <= 1e-3
+
+
+def test_what_distributed_training_refuses(cli, tmp_path, monkeypatch):
+    """Checked by the --nproc launcher before any process starts: one line each."""
+    out = ["--out", tmp_path / "run", "--nproc", "2"]
+    assert_one_line_error(cli("train", *SYNTH, "-b", "33", *out), "-b 33", "multiple of 2")
+    assert_one_line_error(cli("train", *SYNTH, "--engine", "scratch", *out), "--engine scratch")
+    assert_one_line_error(cli("train", *SYNTH, "--dist-timeout", "0", *out), "--dist-timeout")
+    monkeypatch.setenv("RANK", "0")
+    assert_one_line_error(cli("train", *SYNTH, *out), "under torchrun")
+    assert not (tmp_path / "run").exists()
+
+
+def test_random_numbers_are_drawn_for_the_global_batch():
+    """Dropout masks and augmentation drawn for the global batch, each process keeping its rows: any split of a
+    batch gets the very numbers one process draws, and leaves the generators where one process leaves them."""
+    import torch
+
+    from deepdive.data.augment import BatchAugmenter
+    from deepdive.distributed import _GlobalBatch, layers
+
+    x = torch.randn(13, 5)
+    start = torch.get_rng_state()
+    whole = torch.nn.functional.dropout(x, 0.5, True)
+    after = torch.get_rng_state()
+    dropout = layers()["GlobalBatchDropout"](0.5)
+    parts = []
+    for lo, hi in ((0, 7), (7, 13)):  # two processes, each from the same generator state
+        torch.set_rng_state(start)
+        with _GlobalBatch(13, lo):
+            parts.append(dropout(x[lo:hi]))
+        assert torch.equal(torch.get_rng_state(), after)
+    assert torch.equal(torch.cat(parts), whole)
+
+    images, index = torch.randn(13, 1, 6, 6), torch.arange(13)
+    whole = BatchAugmenter("crop-flip", 2, 13, seed=1)(images, index, 0)
+    parts = [BatchAugmenter("crop-flip", 2, 13, seed=1)(images[lo:hi], index[lo:hi], 0, rows=(lo, 13))
+             for lo, hi in ((0, 7), (7, 13))]
+    assert torch.equal(torch.cat(parts), whole)
+
+
+def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
+    """--sync-bn on the CPU: this process's rows normalized with the statistics of all processes' rows, and
+    the input gradient of the global batch's BatchNorm. The other process's sums arrive through a stand-in
+    all-reduce, computed here from its rows independently."""
+    import torch
+    import torch.distributed as tdist
+
+    from deepdive.distributed import layers
+
+    torch.manual_seed(0)
+    x, grad = torch.randn(12, 3, 4, 4) * 2 + 1, torch.randn(12, 3, 4, 4)
+    reference = torch.nn.BatchNorm2d(3, momentum=0.4)
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5)
+        reference.bias.uniform_(-0.5, 0.5)
+    x_all = x.clone().requires_grad_()
+    (reference(x_all) * grad).sum().backward()
+    mine, theirs = slice(0, 7), slice(7, 12)
+    dims = (0, 2, 3)
+    mean, var = x.mean(dims), x.var(dims, unbiased=False)
+    xhat = (x - mean.view(1, 3, 1, 1)) / (var.view(1, 3, 1, 1) + reference.eps).sqrt()
+    arriving = [torch.cat([x[theirs].sum(dims), (x[theirs] ** 2).sum(dims), torch.tensor([5.0 * 16])]).double(),
+                torch.cat([grad[theirs].sum(dims), (grad[theirs] * xhat[theirs]).sum(dims)]).double()]
+
+    def all_reduce(tensor, *args, **kwargs):
+        tensor.add_(arriving.pop(0).to(tensor.dtype))
+
+    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+    monkeypatch.setattr(tdist, "is_initialized", lambda: True)
+    monkeypatch.setattr(tdist, "get_world_size", lambda *a: 2)
+    sync = layers()["CpuSyncBatchNorm"](3, momentum=0.4)
+    sync.load_state_dict(torch.nn.BatchNorm2d(3).state_dict())
+    with torch.no_grad():
+        sync.weight.copy_(reference.weight)
+        sync.bias.copy_(reference.bias)
+    x_mine = x[mine].clone().requires_grad_()
+    out = sync(x_mine)
+    (out * grad[mine]).sum().backward()
+    assert not arriving
+    expected = xhat * reference.weight.view(1, 3, 1, 1) + reference.bias.view(1, 3, 1, 1)
+    assert torch.allclose(out, expected[mine], atol=1e-5)
+    assert torch.allclose(x_mine.grad, x_all.grad[mine], atol=1e-5)
+    assert torch.allclose(sync.running_mean, reference.running_mean, atol=1e-6)
+    assert torch.allclose(sync.running_var, reference.running_var, atol=1e-5)
+    # γ's gradient stays this process's share: DDP adds the other's
+    assert torch.allclose(sync.weight.grad + (grad[theirs] * xhat[theirs]).sum(dims), reference.weight.grad,
+                          atol=1e-4)
