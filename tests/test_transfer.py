@@ -169,3 +169,81 @@ def test_timm_models_when_installed(cli, tmp_path):
                  "--small-input", "--epochs", "1", "-b", "8", "--out", run)
     assert result.code == 0, result.err
     assert cli("evaluate", run, "--json").json()["examples"] == 8
+    offline = cli("train", "--config", synthetic_config(tmp_path, (3, 16, 16)), "--model", "timm:resnet10t",
+                  "--pretrained", "--no-download", "--out", tmp_path / "offline")
+    assert_one_line_error(offline, "--no-download", "huggingface.co/timm/resnet10t")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned-by-the-cache",))
+
+
+def test_a_pickle_in_the_weights_cache_never_runs_and_garbage_is_one_line(cli, tmp_path, monkeypatch):
+    import pickle
+    from deepdive.models.external import pretrained_cache_file
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    cached = pretrained_cache_file("tv:resnet18")
+    cached.parent.mkdir(parents=True)
+    base = ["train", "--config", synthetic_config(tmp_path, (3, 8, 8)), "--model", "tv:resnet18", "--small-input",
+            "--pretrained", "--no-download", "--epochs", "1"]
+    for content in (pickle.dumps({"conv1.weight": _Evil()}), b"not a pickle", b""):
+        cached.write_bytes(content)
+        assert_one_line_error(cli(*base, "--out", tmp_path / "run"), str(cached))
+        assert not (tmp_path / "pwned-by-the-cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_architectures_that_cannot_take_the_images_are_refused_before_the_run(cli, tmp_path):
+    data = synthetic_config(tmp_path, (3, 16, 16))
+    for model in ("tv:vit_b_16", "tv:inception_v3"):
+        result = cli("train", "--config", data, "--model", model, "--small-input", "--out", tmp_path / "x")
+        assert_one_line_error(result, "drop --small-input")
+    assert not (tmp_path / "x").exists()
+    from deepdive.models import build_model
+    vit = build_model("tv:vit_b_16", torch.nn, torch.nn.functional, (3, 256, 256), 4)
+    assert vit.resize_to == (224, 224)  # a fixed-size architecture gets its size, from larger images too
+    tiny = synthetic_config(tmp_path, (1, 4, 4))
+    assert_one_line_error(cli("train", "--config", tiny, "--model", "tv:alexnet", "--small-input",
+                              "--out", tmp_path / "y"), "at least 63x63")
+    from deepdive.data import prepare_data
+    from deepdive.config import TrainConfig
+    from deepdive.engines import make_engine
+    from deepdive.errors import UserError
+    from deepdive.train.setup import check_forward
+
+    class Picky(torch.nn.Module):  # stands for any architecture whose forward refuses these images
+        def forward(self, x):
+            raise RuntimeError("Kernel size can't be greater than actual input size")
+    bundle = prepare_data(TrainConfig(dataset="synthetic", synthetic={"shape": [1, 4, 4], "classes": 2, "train": 4,
+                                                                      "test": 2}))
+    with pytest.raises(UserError, match="cannot take the data's 1x4x4 images .Kernel size"):
+        check_forward("picky", make_engine("torch", "cpu", lambda x: x.float()), Picky(), bundle)
+    assert_one_line_error(cli("train", *SYNTH, "--model", "perceptron", "--freeze-backbone"), "no backbone")
+
+
+def test_resume_needs_neither_the_init_run_nor_the_weights_file(cli, tmp_path):
+    synth = synthetic_config(tmp_path, (1, 8, 8), classes=4, train=64, test=32)
+    source = tmp_path / "source"
+    assert cli("train", "--config", synth, "--epochs", "1", "--out", source).code == 0
+    run = tmp_path / "tuned"
+    assert cli("train", "--config", synth, "--init-from", source, "--epochs", "1", "--out", run).code == 0
+    assert json.loads((run / "config.json").read_text())["init_from"] == str(source.resolve())
+    import shutil
+    shutil.rmtree(source)
+    resumed = cli("train", "--resume", run, "--epochs", "2", "--force")
+    assert resumed.code == 0, resumed.err
+    assert_one_line_error(cli("train", "--config", synth, "--model", "tv:resnet18", "--weights",
+                              run / "model.safetensors", "--out", tmp_path / "z"), "--init-from")
+
+
+def test_classes_missing_from_a_split_are_one_line():
+    from deepdive.data.classes import select_classes
+    from deepdive.data.pipeline import DataBundle, Split
+    from deepdive.errors import UserError
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    bundle = DataBundle("x", Split(images, torch.tensor([0, 1, 2, 0, 1, 2])), Split(images[:2], torch.tensor([0, 1])),
+                        ["a", "b", "c"], (0.5,), (0.2,))
+    with pytest.raises(UserError, match="the test split has no image of c"):
+        select_classes(bundle, ["a", "c"])

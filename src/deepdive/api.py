@@ -20,8 +20,12 @@ import numpy as np
 
 from deepdive.errors import UserError
 
-ACCEPTED = ("uint8 images: a torch tensor (N, C, H, W) or (C, H, W); a NumPy array (N, H, W, C), (H, W, C) or "
-            "(H, W); a PIL image; a file path; or a list of these")
+ACCEPTED = ("uint8 images: a torch tensor (N, C, H, W) or (C, H, W) (channels first); a NumPy array (N, H, W, C), "
+            "(H, W, C), (H, W) or (N, H, W) grey (channels last); a PIL image; a file path; or a list of these")
+LAYOUTS = ("torch tensors are channels-first, (N, C, H, W) or (C, H, W); NumPy arrays are channels-last, "
+           "(N, H, W, C) or (H, W, C); C is 1 (grey), 3 (RGB) or 4 (RGBA)")
+LAYOUT_FIX = {"torch": "a channels-last tensor: .permute(0, 3, 1, 2) for a batch, .permute(2, 0, 1) for one image",
+              "numpy": "a channels-first array: .transpose(0, 2, 3, 1) for a batch, .transpose(1, 2, 0) for one image"}
 
 
 def load(run: str | os.PathLike, device: str = "auto", amp: bool | None = None) -> "Predictor":
@@ -36,8 +40,9 @@ def load(run: str | os.PathLike, device: str = "auto", amp: bool | None = None) 
     from deepdive.data.pipeline import Normalizer
     from deepdive.loading import load_run_model, model_settings
 
-    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise UserError(f"device {device!r} is unknown: give auto, cpu, cuda or cuda:N")
+    device = _device(device)
+    if amp is not None and not isinstance(amp, bool):
+        raise UserError(f"amp {amp!r} is invalid: give None (as the run evaluated), True (bf16) or False (float32)")
     folder = _run_folder(run)
     info = folder.model_info()
     settings = model_settings(folder, info)
@@ -54,19 +59,92 @@ def train(overwrite: bool = False, **config: Any) -> dict:
     plus ``synthetic_shape``/``synthetic_classes`` and ``config`` (a config.json to start from, as
     ``--config``), resolved by ``config.resolve_config`` exactly as the command's flags are; ``overwrite``
     replaces an existing run folder. Bad values raise ``UserError``, a failed run ``RunFailed``.
+
+    Paths (``out``, ``data_dir``, ``init_from``, ``weights``, ``config``) may be ``str`` or any
+    ``os.PathLike`` (a ``pathlib.Path``): config.json records them as text. ``synthetic_shape`` is a
+    sequence of three ints or a ``"C,H,W"`` string, as ``--synthetic-shape`` takes.
     """
     from deepdive.config import resolve_config
     from deepdive.train import run_training
 
-    flags = dict(config)
+    flags = _train_flags(config)
     config_file = flags.pop("config", None)
     return run_training(resolve_config(flags, config_file), overwrite=overwrite)
+
+
+PATH_ARGUMENTS = ("out", "data_dir", "init_from", "weights", "config")  # train()'s keyword arguments naming files
+
+
+def _train_flags(config: dict) -> dict:
+    """``train``'s keyword arguments as the CLI's flags would give them: paths as text (json.dump and the
+    config's checks take ``str``, not ``Path``), ``synthetic_shape`` as a list of ints. Checked here, before
+    a run folder is made, so a bad type is one ``UserError`` and leaves nothing behind."""
+    flags = dict(config)
+    for name in PATH_ARGUMENTS:
+        if name not in flags or (flags[name] is None and name != "data_dir"):  # None: the default (data_dir has one)
+            continue
+        value = flags[name]
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if isinstance(value, bytes):
+            value = os.fsdecode(value)
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{name}={value!r} is invalid: give a path (a str or os.PathLike such as pathlib.Path)")
+        flags[name] = value
+    if "synthetic_shape" in flags:
+        flags["synthetic_shape"] = _synthetic_shape(flags["synthetic_shape"])
+    return flags
+
+
+def _synthetic_shape(shape) -> list:
+    """A "C,H,W" string or a sequence of three ints as a list of ints (their ranges are checked by the config)."""
+    fix = 'give three ints C,H,W: a "3,32,32" string or a sequence such as (3, 32, 32)'
+    if isinstance(shape, str):
+        try:
+            values = [int(part) for part in shape.split(",")]
+        except ValueError:
+            raise UserError(f"synthetic_shape {shape!r} is invalid: {fix}") from None
+    elif isinstance(shape, (list, tuple)) or (isinstance(shape, np.ndarray) and shape.ndim == 1):
+        values = list(shape.tolist() if isinstance(shape, np.ndarray) else shape)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            raise UserError(f"synthetic_shape {shape!r} is invalid: {fix}")
+        values = [int(v) for v in values]
+    else:
+        raise UserError(f"synthetic_shape {shape!r} is invalid: {fix}")
+    if len(values) != 3:
+        raise UserError(f"synthetic_shape {shape!r} is invalid: {fix}")
+    return values
+
+
+def _device(device) -> str:
+    """auto, cpu, cuda or cuda:N (N a GPU this machine has), or one ``UserError`` naming them."""
+    fix = "give auto, cpu, cuda or cuda:N"
+    device = str(device) if type(device).__name__ == "device" else device  # a torch.device
+    if not isinstance(device, str):
+        raise UserError(f"device {device!r} is invalid: {fix}")
+    if device in ("auto", "cpu", "cuda"):
+        return device
+    index = device[len("cuda:"):] if device.startswith("cuda:") else ""
+    if not (index.isascii() and index.isdigit()):
+        raise UserError(f"device {device!r} is unknown: {fix}")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(index) >= count:
+        raise UserError(f"device {device} is not here ({count} CUDA GPU{'' if count == 1 else 's'} found): "
+                        f"{'give cuda:0..cuda:' + str(count - 1) + ', ' if count else ''}or use cpu or auto")
+    return device
 
 
 def _run_folder(run):
     """The run folder, checked as far as loading needs it: model.json and the weights (not config.json)."""
     from deepdive.runs import MODEL_INFO, WEIGHTS, RunDir
 
+    if isinstance(run, bytes):
+        run = os.fsdecode(run)
+    if not isinstance(run, (str, os.PathLike)) or not os.fspath(run):
+        raise UserError(f"run {run!r} is invalid: give the path of a run folder made by `deepdive train` "
+                        "(a str or os.PathLike)")
     path = Path(run)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} is a file, not a run folder: give a folder made by `deepdive train`")
@@ -85,9 +163,13 @@ class Predictor:
 
     ``predictor(images)`` -> class probabilities: a float64 ``torch.Tensor`` (N, len(classes)) on the CPU,
     softmax of the logits (averaged over the run's test-time views). ``images`` are uint8 pixels: a torch
-    tensor (N, C, H, W) or (C, H, W); a NumPy array (N, H, W, C), (H, W, C) or (H, W) (greyscale); a PIL
-    image; a file path (read as training reads image files: ``data.imagefolder.load_image``); or a list
-    of these, one image each. An image of another size or channel count is converted and fitted to
+    tensor (N, C, H, W) or (C, H, W) (channels first, as torch computes); a NumPy array (N, H, W, C),
+    (H, W, C) or (H, W) (greyscale) (channels last, as PIL and image libraries give them); a PIL image; a
+    file path (read as training reads image files: ``data.imagefolder.load_image``); or a list of these,
+    one image each. A 3-D NumPy array whose last dimension is not a channel count (1, 3 or 4) is a batch
+    of grey images (N, H, W) - but only where no other reading is possible: with N of 3 or 4 it could as
+    well be one channels-first image (C, H, W), and it is refused, naming both fixes (one grey image,
+    N = 1, reads the same either way and is accepted). An image of another size or channel count is converted and fitted to
     ``input_shape`` exactly as an image file would be (RGB or grey, the run's resize mode, bilinear).
 
     Attributes: ``model`` (a plain ``torch.nn.Module`` in eval mode taking *normalized* float NCHW
@@ -176,22 +258,24 @@ class Predictor:
             if images.dim() == 3:
                 images = images[None]
             if images.dim() != 4:
-                raise UserError(f"an image tensor of shape {tuple(images.shape)}: give (N, C, H, W) or (C, H, W)")
+                raise UserError(f"an image tensor of shape {tuple(images.shape)}: give (N, C, H, W) or (C, H, W) "
+                                "(torch tensors are channels-first)")
             if tuple(images.shape[1:]) == self.input_shape:
                 return images.cpu()
-            return self._stack([self._fit_array(img.permute(1, 2, 0).cpu().numpy()) for img in images])
+            return self._stack([self._fit_array(img.permute(1, 2, 0).cpu().numpy(), "torch") for img in images])
         if isinstance(images, np.ndarray):
             if images.dtype != np.uint8:
                 raise UserError(f"images are a {images.dtype} array: give uint8 pixels ({ACCEPTED})")
             if images.ndim == 2:
                 images = images[:, :, None]
             if images.ndim == 3:
-                images = images[None]
+                images = _batch_of_3d(images)
             if images.ndim != 4:
-                raise UserError(f"an image array of shape {images.shape}: give (N, H, W, C), (H, W, C) or (H, W)")
+                raise UserError(f"an image array of shape {images.shape}: give (N, H, W, C), (H, W, C), (H, W) or "
+                                "(N, H, W) (NumPy arrays are channels-last)")
             if images.shape[1:] == (h, w, c):
                 return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-            return self._stack([self._fit_array(img) for img in images])
+            return self._stack([self._fit_array(img, "numpy") for img in images])
         if isinstance(images, (str, os.PathLike)) or _is_pil(images):
             images = [images]
         if isinstance(images, (list, tuple)):
@@ -214,9 +298,9 @@ class Predictor:
         if _is_pil(item):
             return self._fit_pil(item)
         if isinstance(item, torch.Tensor) and item.dtype == torch.uint8 and item.dim() == 3:
-            return self._fit_array(item.permute(1, 2, 0).cpu().numpy())
+            return self._fit_array(item.permute(1, 2, 0).cpu().numpy(), "torch")
         if isinstance(item, np.ndarray) and item.dtype == np.uint8 and item.ndim in (2, 3):
-            return self._fit_array(item if item.ndim == 3 else item[:, :, None])
+            return self._fit_array(item if item.ndim == 3 else item[:, :, None], "numpy")
         raise UserError(f"a list item of type {type(item).__name__}: each item is one image ({ACCEPTED})")
 
     def read_file(self, path: str | os.PathLike) -> np.ndarray:
@@ -239,12 +323,17 @@ class Predictor:
         except OSError as exc:
             return None, f"cannot read ({exc.strerror or exc})"
 
-    def _fit_array(self, array: np.ndarray) -> np.ndarray:
+    def _fit_array(self, array: np.ndarray, kind: str) -> np.ndarray:
+        """One (H, W, C) image (``kind``: "torch" or "numpy", what it came as, for the message) fitted."""
         c, h, w = self.input_shape
         if array.shape == (h, w, c):
             return np.ascontiguousarray(array)
         if array.shape[2] not in (1, 3, 4):
-            raise UserError(f"an image with {array.shape[2]} channels: give 1 (grey), 3 (RGB) or 4 (RGBA)")
+            raise UserError(f"an image with {array.shape[2]} channels (a {kind} image of shape "
+                            f"{_as_given(array, kind)}): {LAYOUTS}; {LAYOUT_FIX[kind]}")
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise UserError(f"an image of {array.shape[0]}x{array.shape[1]} pixels has nothing to classify: give "
+                            "images at least 1x1")
         from PIL import Image
 
         return self._fit_pil(Image.fromarray(np.ascontiguousarray(array[:, :, 0] if array.shape[2] == 1 else array)))
@@ -254,13 +343,20 @@ class Predictor:
         from deepdive.data.imagefolder import _converted, _fitted
 
         c = self.input_shape[0]
+        if img.width == 0 or img.height == 0:
+            raise UserError(f"an image of {img.height}x{img.width} pixels has nothing to classify: give images at "
+                            "least 1x1")
         array = np.asarray(_fitted(_converted(img, c), self.input_shape[1:], self.resize_mode), dtype=np.uint8)
         return array[:, :, None] if array.ndim == 2 else array
 
     # -- files in, top-k out (deepdive predict) -------------------------------------------------------------
     def predict(self, files, top_k: int = 5) -> list[dict]:
         """{"file", "predictions": [{"class", "probability"}, ...]} (top ``top_k``, most likely first) for
-        each file, or {"file", "error"} for one that is not a readable image; the rest go on."""
+        each file, or {"file", "error"} for one that is not a readable image; the rest go on. ``files``: a list
+        (any iterable) of paths, or one path (a str or os.PathLike) - a single string is one file, not its
+        characters."""
+        if isinstance(files, (str, bytes, os.PathLike)):
+            files = [files]
         if top_k <= 0:
             raise UserError(f"--top-k {top_k} is invalid: give a positive integer")
         k = min(top_k, len(self.classes))
@@ -276,7 +372,7 @@ class Predictor:
                                                 for p, i in zip(values.tolist(), indices.tolist())]
             pending.clear()
 
-        for path in map(Path, files):
+        for path in (Path(os.fsdecode(f) if isinstance(f, bytes) else f) for f in files):
             results.append({"file": _shown(path)})
             array, reason = self._read(path)
             if reason is None:
@@ -307,6 +403,25 @@ class Predictor:
             raise UserError(f"the {name} model of this scratch-engine run cannot be rebuilt on torch ({detail}): "
                             "use `deepdive.load(run).predict` or the scratch engine") from None
         return model.eval()
+
+
+def _batch_of_3d(images: np.ndarray) -> np.ndarray:
+    """A 3-D uint8 array as a batch (N, H, W, C): one (H, W, C) image when its last dimension is a channel
+    count, else N grey images (N, H, W) - unless N is 3 or 4, which reads as well as one channels-first
+    (C, H, W) image: refused then, naming both fixes (see ``Predictor``'s docstring)."""
+    first, last = images.shape[0], images.shape[2]
+    if last in (1, 3, 4):
+        return images[None]
+    if first in (3, 4):
+        raise UserError(f"an image array of shape {images.shape} is ambiguous: NumPy images are channels-last "
+                        f"(H, W, C) with C 1, 3 or 4; for one channels-first image give array.transpose(1, 2, 0), "
+                        f"for {first} grey images give array[..., None] (N, H, W, 1)")
+    return images[:, :, :, None]
+
+
+def _as_given(array: np.ndarray, kind: str) -> tuple:
+    """The shape of an (H, W, C) image as the caller laid it out: (C, H, W) for a torch tensor."""
+    return tuple(array.shape[i] for i in ((2, 0, 1) if kind == "torch" else (0, 1, 2)))
 
 
 def _is_pil(obj) -> bool:

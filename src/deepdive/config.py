@@ -23,6 +23,7 @@ from deepdive.errors import UserError
 
 ENGINES = ("torch", "scratch")
 MAX_EPOCHS = 1_000_000
+MAX_LR = 1e6  # (a float32 parameter group cannot even hold 1e300)
 MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): schemas.MAX_SIDE
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
@@ -218,12 +219,19 @@ class TrainConfig:
         if self.unfreeze_after is not None:
             if not self.freeze_backbone:
                 raise UserError("--unfreeze-after needs --freeze-backbone: add it, or drop --unfreeze-after")
+            if self.time_budget:
+                raise UserError("--unfreeze-after counts epochs: it needs a known number of epochs, not --time-budget")
+            if self.epochs < 2:
+                raise UserError("--unfreeze-after needs --epochs of at least 2 (frozen epochs, then the rest)")
             if not isinstance(self.unfreeze_after, int) or isinstance(self.unfreeze_after, bool) \
                     or not 0 < self.unfreeze_after < self.epochs:
                 raise UserError(f"--unfreeze-after {self.unfreeze_after!r} is out of range: give whole epochs "
                                 f"1..{self.epochs - 1} (fewer than --epochs)")
         if self.head_lr is not None:
             _positive("head-lr", self.head_lr, float)
+        for flag, value in (("lr", self.lr), ("head-lr", self.head_lr)):
+            if value is not None and value > MAX_LR:
+                raise UserError(f"--{flag} {value:g} is beyond any learning rate: give at most {MAX_LR:g}")
         for name in ("weights", "init_from"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):

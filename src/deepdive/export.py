@@ -74,8 +74,12 @@ def export_run(run_dir, fmt: str, out=None) -> dict:
         require_onnx()
     _run_folder(run_dir)  # a missing run says so before a path inside it is judged
     default, suffixes = FORMATS[fmt]
-    out = output_file(out if out is not None else Path(run_dir) / default, suffixes)
+    out = Path(out) if out is not None else Path(run_dir) / default
+    if out.is_dir():  # output_file would suggest a generic name: this one says what export writes
+        raise UserError(f"--out {out} is a folder: give a file path, e.g. {out / default}")
+    out = output_file(out, suffixes)
     side = Path(f"{out}.json")
+    check_destinations(Path(run_dir), out, side)
     predictor = load(run_dir, device="cpu", amp=False)  # exported in float32, compared in float32
     module = export_module(predictor)
     trace_input, check_input = sample_images(predictor.input_shape)
@@ -89,13 +93,54 @@ def export_run(run_dir, fmt: str, out=None) -> dict:
     if not difference <= TOLERANCE:  # NaN too
         raise RunFailed(f"{difference_line(difference, TOLERANCE)} exceeds the tolerance: {out} was not written "
                         "(the exported model computes something else than deepdive's)")
-    from deepdive.atomic import write_bytes_atomic, write_json_atomic
-
-    write_bytes_atomic(out, data)
-    description = describe(predictor, fmt, out, difference)
-    write_json_atomic(side, description)
+    write_pair(out, data, side, describe(predictor, fmt, out, difference))
     return {"file": str(out), "side_file": str(side), "format": fmt, "bytes": len(data),
             "max_abs_difference": difference, "tolerance": TOLERANCE, "checked_images": CHECK_BATCH}
+
+
+def check_destinations(run: Path, out: Path, side: Path) -> None:
+    """Both files export will write, checked before any work: neither may be a folder, nor one of the run
+    folder's own files (its checkpoint state.pt has a torchscript suffix), nor any other file already in
+    the run folder - only export's own files there (model.onnx, model.ts, model.pt2 and their .json) are
+    replaced. Paths are compared resolved, so a link or ``..`` does not slip past."""
+    from deepdive.runs import EXPORTS, RUN_FILES
+
+    replaceable = {*EXPORTS, *(f"{name}.json" for name in EXPORTS)}
+    folder = run.resolve()
+    for path in (out, side):
+        if path.is_dir():
+            raise UserError(f"--out {out}: {path} is a folder, and export writes {out} and {side}: "
+                            "remove the folder or choose another --out")
+        target = path.resolve()
+        if folder not in target.parents:
+            continue
+        own = target.parent == folder and target.name in replaceable
+        if not own and (target.exists() or (target.parent == folder and target.name in RUN_FILES)):
+            raise UserError(f"--out {out} would overwrite {path}, a file of the run folder {run}: give a new file "
+                            f"name (inside the run only {', '.join(EXPORTS)} are export's), or a path outside it")
+
+
+def write_pair(out: Path, data: bytes, side: Path, description: dict) -> None:
+    """``data`` to ``out`` and ``description`` to ``side``, both or neither: the side file is written while
+    ``out``'s bytes wait in their temp file, so a failed side write leaves ``out`` as it was (its temp file
+    removed), and a failed move of ``out`` removes the side file just written."""
+    from deepdive.atomic import write_atomic, write_json_atomic
+
+    side_written = False
+
+    def write(tmp: str) -> None:
+        nonlocal side_written
+        with open(tmp, "wb") as f:
+            f.write(data)
+        write_json_atomic(side, description)
+        side_written = True
+
+    try:
+        write_atomic(out, write)
+    except BaseException:
+        if side_written:
+            side.unlink(missing_ok=True)
+        raise
 
 
 def require_onnx() -> None:

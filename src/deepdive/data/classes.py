@@ -45,3 +45,9 @@ def select_classes(bundle, wanted: list) -> None:
         subset.labels = mapping[subset.labels]
         setattr(bundle, name, subset)
     bundle.classes = [bundle.classes[i] for i in chosen]
+    for name in ("train", "test"):
+        counts = torch.bincount(getattr(bundle, name).labels, minlength=len(chosen))
+        missing = [bundle.classes[i] for i in range(len(chosen)) if counts[i] == 0]
+        if missing:
+            raise UserError(f"--classes: the {name} split has no image of {', '.join(missing)}: choose classes "
+                            f"that the {name} data holds")

@@ -218,8 +218,13 @@ def _say_converted(counts: Counter) -> None:
              " (transparency flattened onto white)" if flattened else "")
 
 
+def _class_folders(split_dir: Path) -> list[str]:
+    """The class folders of a split, sorted; hidden ones (.ipynb_checkpoints, .git, ...) are not classes."""
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _scan_classes(split_dir: Path) -> list[str]:
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    classes = _class_folders(split_dir)
     if len(classes) < 2:
         raise UserError(f"{split_dir} has {len(classes)} class folder(s): a classifier needs at least 2 (lay images "
                         f"out as train/<class>/ with test/<class>/ or val/<class>/, or <class>/ with --val-split F)")
@@ -236,7 +241,7 @@ def _scan(split_dir: Path, classes: list[str] | None,
     if classes is None:
         classes = _scan_classes(split_dir)
     else:
-        found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+        found = _class_folders(split_dir)
         unknown = sorted(set(found) - set(classes))
         if unknown:
             raise UserError(f"{split_dir} has class folder(s) {', '.join(unknown)} that train/ lacks: "

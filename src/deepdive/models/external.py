@@ -36,6 +36,7 @@ DOWNLOAD_TIMEOUT = 10.0  # seconds a connection may take before an offline machi
 TV_ARCHITECTURE = {"inception_v3": {"aux_logits": False, "init_weights": False},
                    "googlenet": {"aux_logits": False, "init_weights": False}}
 TRANSFORM_INPUT = ("inception_v3", "googlenet")  # their pretrained weights expect torchvision's input transform
+TV_FIXED_224 = ("vit_", "maxvit_")  # built (without weights) for 224x224 inputs and no other size
 
 
 def split_name(name: str) -> tuple[str, str] | None:
@@ -65,7 +66,7 @@ def check_name(name: str) -> None:
     if arch not in names:
         hint = did_you_mean(arch, names)
         raise UserError(f"--model {name}: {SOURCES[source]} has no classification model {arch!r}{hint}: "
-                        f"`deepdive list` shows them")
+                        f"`deepdive list --external` shows them")
 
 
 def build(nn, F, input_shape, num_classes, name: str, small_input: bool = False, pretrained: bool = False):
@@ -158,10 +159,18 @@ def _small_stem(net) -> None:
 
 def _input_size(source: str, arch: str, size: tuple[int, int], small_input: bool, pretrained: bool):
     """(resize_to, why) for the images the model is given: None when they are used as they are."""
+    name = f"{source}:{arch}"
+    meta = preprocessing(name)
+    crop, smallest, fixed = meta["crop_size"], meta["min_size"], meta.get("fixed")
     if small_input:
+        if size[0] < smallest[0] or size[1] < smallest[1] or (fixed and size != (fixed, fixed)):
+            need = f"exactly {fixed}x{fixed}" if fixed else f"at least {smallest[0]}x{smallest[1]}"
+            raise UserError(f"{name} needs inputs of {need}, the images are {size[0]}x{size[1]}: drop "
+                            "--small-input (the images are then resized inside the model)")
         return None, None
-    meta = preprocessing(f"{source}:{arch}")
-    crop, smallest = meta["crop_size"], meta["min_size"]
+    if fixed and size != (fixed, fixed):
+        return (fixed, fixed), (f"{name} takes {fixed}x{fixed} inputs only: the {size[0]}x{size[1]} images are "
+                                "resized to that inside the model")
     if pretrained and size != (crop, crop):
         return (crop, crop), (f"{source}:{arch}'s pretrained weights were trained on {crop}x{crop} inputs: the "
                               f"{size[0]}x{size[1]} images are resized to {crop}x{crop} inside the model "
@@ -183,13 +192,13 @@ def preprocessing(name: str) -> dict:
         crop = transform.crop_size[0] if isinstance(transform.crop_size, (list, tuple)) else transform.crop_size
         return {"mean": list(transform.mean), "std": list(transform.std), "crop_size": int(crop),
                 "min_size": list(weights.meta.get("min_size", (1, 1))), "weights": str(weights),
-                "url": weights.url}
+                "url": weights.url, "fixed": 224 if arch.startswith(TV_FIXED_224) else None}
     import timm
     cfg = timm.models.get_pretrained_cfg(arch) if hasattr(timm.models, "get_pretrained_cfg") else None
     cfg = cfg.to_dict() if cfg is not None and hasattr(cfg, "to_dict") else (cfg or {})
     size = cfg.get("input_size", (3, 224, 224))
     return {"mean": list(cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
-            "crop_size": int(size[-1]), "min_size": [1, 1] if not cfg.get("fixed_input_size") else list(size[1:]),
+            "crop_size": int(size[-1]), "min_size": [1, 1], "fixed": int(size[-1]) if cfg.get("fixed_input_size") else None,
             "weights": cfg.get("hf_hub_id") or cfg.get("url") or arch, "url": cfg.get("url")}
 
 
@@ -204,61 +213,102 @@ def pretrained_cache_file(name: str) -> Path:
 
 def pretrained_state(name: str, weights_file: str | None, download: bool) -> tuple[dict, str]:
     """(state dict, where it came from) of ``name``'s pretrained weights: ``weights_file`` when given, else
-    the library's cache, else a download (unless ``download`` is False) that gives up after
-    ``DOWNLOAD_TIMEOUT`` seconds without a connection. When none is possible: one line naming the exact file
-    to obtain and where to put it."""
+    the library's cache, else a download (unless ``download`` is False). Every file is read weights-only
+    (a pickle placed in the cache cannot run code). When none is possible: one line naming the exact file
+    to obtain and where to put it, at once when the machine is offline (no download attempt hangs)."""
     if weights_file:
-        return read_weights_file(weights_file), str(weights_file)
+        return read_weights_file(weights_file, "--weights"), str(weights_file)
     source, arch = split_name(name)
     if source == "timm":
-        return _timm_pretrained(arch, download), f"timm's {arch}"
-    import torch.hub
-
+        return _timm_pretrained(arch, download)
     meta = preprocessing(name)
     cached = pretrained_cache_file(name)
     offline_fix = (f"download {meta['url']} and put it at {cached}, or give --weights FILE "
                    "(safetensors or a weights-only torch file)")
-    if not cached.is_file() and not download:
-        raise UserError(f"the pretrained weights of {name} ({meta['weights']}) are not in the cache and "
-                        f"--no-download was given: {offline_fix}")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    if not cached.is_file():
+        if not download:
+            raise UserError(f"the pretrained weights of {name} ({meta['weights']}) are not in the cache and "
+                            f"--no-download was given: {offline_fix}")
+        _download(meta["url"], cached, f"the pretrained weights of {name}", offline_fix)
+    return read_weights_file(cached, f"the cached weights of {name}"), str(cached)
+
+
+def _reachable(url: str) -> str | None:
+    """None when ``url``'s host accepts a connection within DOWNLOAD_TIMEOUT seconds, else why not."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
     try:
-        import torchvision.models as tvm
-        state = tvm.get_model_weights(arch).DEFAULT.get_state_dict(progress=True, check_hash=True)
-    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError; a bad hash a RuntimeError
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise UserError(f"cannot get the pretrained weights of {name} ({detail}): {offline_fix}") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return state, str(cached) if cached.is_file() else meta["url"]
+        socket.create_connection((parts.hostname, parts.port or 443), timeout=DOWNLOAD_TIMEOUT).close()
+        return None
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
 
 
-def _timm_pretrained(arch: str, download: bool) -> dict:
+def _download(url: str, target: Path, what: str, fix: str) -> None:
+    """``url`` into ``target`` (torch.hub's downloader, checking the hash its name carries), or one line."""
+    import re
+
+    import torch.hub
+
+    why = _reachable(url)
+    if why is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = re.search(r"-([a-f0-9]+)\.", target.name)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+        try:
+            torch.hub.download_url_to_file(url, str(target), digest.group(1) if digest else None, progress=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - a refused, cut or corrupted download is one line
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        finally:
+            socket.setdefaulttimeout(previous)
+    raise UserError(f"cannot download {what} ({why}): {fix}")
+
+
+def _timm_pretrained(arch: str, download: bool) -> tuple[dict, str]:
+    """timm's pretrained weights from the Hugging Face cache, or downloaded into it (safetensors or a
+    weights-only torch file, read here: nothing in the cache is unpickled freely)."""
     import timm
 
+    cfg = timm.models.get_pretrained_cfg(arch)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        raise UserError(f"timm has no pretrained weights on the Hugging Face hub for {arch}: give --weights FILE")
+    fix = (f"download the weights of https://huggingface.co/{repo} (model.safetensors) into the Hugging Face "
+           "cache ($HF_HOME), or give --weights FILE")
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return read_weights_file(found, f"the cached weights of timm:{arch}"), found
     if not download:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+        raise UserError(f"timm's pretrained weights of {arch} are not in the cache and --no-download was given: {fix}")
+    why = _reachable("https://huggingface.co/")
+    if why is not None:
+        raise UserError(f"cannot download timm's pretrained weights of {arch} ({why}): {fix}")
     try:
-        return timm.create_model(arch, pretrained=True).state_dict()
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises its own error types for "offline"
+        path = hf_hub_download(repo, "model.safetensors")
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises its own error types
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        meta = preprocessing(f"timm:{arch}")
-        raise UserError(f"cannot get timm's pretrained weights of {arch} ({detail}): download "
-                        f"{meta['weights']} into the Hugging Face cache ($HF_HOME) or give --weights FILE") from None
-    finally:
-        socket.setdefaulttimeout(previous)
+        raise UserError(f"cannot download timm's pretrained weights of {arch} ({detail}): {fix}") from None
+    return read_weights_file(path, f"the weights of timm:{arch}"), path
 
 
-def read_weights_file(path: str | Path) -> dict:
+def read_weights_file(path: str | Path, what: str = "--weights") -> dict:
     """A state dict from a safetensors file or a weights-only torch file (never an arbitrary pickle)."""
     import torch
 
     path = Path(path)
+    if path.is_dir() or (path.exists() and not path.is_file()):
+        raise UserError(f"{what} {path} is not a regular file: give a .safetensors or a torch weights file")
     if not path.is_file():
-        raise UserError(f"--weights {path}: no such file: give a .safetensors or a torch weights file")
+        raise UserError(f"{what} {path}: no such file: give a .safetensors or a torch weights file")
+    if (path.parent / "model.json").is_file() and (path.parent / "config.json").is_file():
+        raise UserError(f"{what} {path} is a deepdive run's weights: start from that run with --init-from "
+                        f"{path.parent} (it keeps the run's own preprocessing)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -267,12 +317,12 @@ def read_weights_file(path: str | Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise UserError(f"--weights {path} is not a safetensors or weights-only torch file ({detail}): give the "
-                        "file torchvision or timm publishes, or a model.safetensors") from None
+        raise UserError(f"{what} {path} is not a safetensors or weights-only torch file ({detail}): give the "
+                        "file torchvision or timm publishes") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # the common {"state_dict": ...} wrapping of training scripts
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"--weights {path} does not hold a state dict of tensors: give a model's weights file")
+        raise UserError(f"{what} {path} does not hold a state dict of tensors: give a model's weights file")
     return state
 
 

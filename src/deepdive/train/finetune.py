@@ -23,7 +23,9 @@ def transfer_weights(model, state: dict, origin: str) -> str:
     import torch
 
     own = model.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    # (a 0-d buffer - BatchNorm's num_batches_tracked - comes back from safetensors shaped (1,))
+    fitting = {k: v.reshape(own[k].shape) for k, v in state.items()
+               if k in own and (tuple(v.shape) == tuple(own[k].shape) or (v.numel() == 1 == own[k].numel()))}
     if len(fitting) * 2 < len(own):
         example = next((k for k in own if k not in fitting), "?")
         raise UserError(f"{origin} does not fit this model: only {len(fitting)} of its {len(own)} tensors match by "

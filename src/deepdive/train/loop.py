@@ -318,7 +318,7 @@ class Trainer:
         self.run.write_json(SUMMARY, summary)
         log.info("epoch %d/%s  train loss %.4f  test loss %.4f  test acc %.2f%%%s  %.1fs  %.0f img/s",
                  epoch, "?" if cfg.time_budget else cfg.epochs, record["train_loss"],
-                 record["test_loss"] or math.nan, 100 * (record["test_accuracy"] or math.nan),
+                 _number(record["test_loss"]), 100 * _number(record["test_accuracy"]),
                  f"  val acc {100 * record['val_accuracy']:.2f}%" if "val_accuracy" in record else "",
                  record["seconds"], record["images_per_second"] or 0)
 
@@ -426,3 +426,8 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _number(value) -> float:
+    """A metric for the log line: NaN where there is none (never for a real 0.0)."""
+    return math.nan if value is None else value

@@ -35,8 +35,10 @@ class Components:
     freezer: Any = None  # train.finetune.Freezer with --freeze-backbone
 
 
-def build_components(cfg: TrainConfig, bundle) -> Components:
-    """Engine, model and optimizer for ``cfg``, seeded: the same seed builds the same model."""
+def build_components(cfg: TrainConfig, bundle, initial_weights: bool = True) -> Components:
+    """Engine, model and optimizer for ``cfg``, seeded: the same seed builds the same model. Without
+    ``initial_weights`` (a resume: the checkpoint replaces them) --pretrained/--weights/--init-from are not
+    read again, so a resumed run needs neither the cache nor the file nor the other run."""
     from deepdive.data.pipeline import Normalizer
     from deepdive.engines import make_engine
     from deepdive.models import build_model, init_from_data, model_options, spec
@@ -52,14 +54,19 @@ def build_components(cfg: TrainConfig, bundle) -> Components:
     if getattr(model, "input_note", None):
         log.info("%s", model.input_note)
     init_from_data(cfg.model, model, normalizer(bundle.train.head(5000)), options)
-    _initial_weights(cfg, model, bundle)
+    if initial_weights:
+        _initial_weights(cfg, model, bundle)
     model = engine.build(model)
+    check_forward(cfg.model, engine, model, bundle)
     head, freezer = set(), None
     if cfg.freeze_backbone or cfg.head_lr:
         from deepdive.train.finetune import Freezer, head_names
         head = head_names(model, bundle.num_classes)
         if cfg.freeze_backbone:
             freezer = Freezer(model, head, cfg.unfreeze_after)
+            if not freezer.backbone:
+                raise UserError(f"--model {cfg.model} is its head alone (one layer): there is no backbone to "
+                                "freeze; drop --freeze-backbone")
     groups = parameter_groups(model, cfg.weight_decay, cfg.optimizer, cfg.decay_norm_and_bias, cfg.decoupled_wd,
                               head=head if cfg.head_lr else None)
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum, optim=engine.optim)
@@ -67,6 +74,22 @@ def build_components(cfg: TrainConfig, bundle) -> Components:
         import torch
         model = torch.compile(model)
     return Components(engine, model, optimizer, options, channels_last, freezer)
+
+
+def check_forward(name: str, engine, model, bundle) -> None:
+    """One forward pass of two training images, in eval mode (no statistics move, no random number is
+    drawn): an architecture that cannot take these images (a fixed input size, a kernel larger than the
+    image) is one line before the run folder exists, not a traceback mid-run."""
+    from deepdive.engines import evaluation
+
+    c, h, w = bundle.input_shape
+    try:
+        with evaluation(model), engine.no_grad(), engine.autocast():
+            model(engine.inputs(bundle.train.head(2)))
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"--model {name} cannot take the data's {c}x{h}x{w} images ({detail}): use --image-size, "
+                        "or drop --small-input, or choose another model") from None
 
 
 def _initial_weights(cfg: TrainConfig, model, bundle) -> None:
@@ -110,6 +133,10 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     from deepdive.runs import RunDir
     from deepdive.train.threads import busy_cores, set_threads, warn_if_oversubscribed
 
+    if resume_state is None:  # config.json records where the initial weights came from, wherever one resumes
+        for key in ("init_from", "weights"):
+            if getattr(cfg, key):
+                setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
     dist = None
     try:
         dist = start(cfg)  # under torchrun: this process's place in the process group (None: one process)
@@ -125,7 +152,7 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         bundle = prepare_data(cfg)
         check_fits_data(cfg, bundle)
         preprocessing = adopt_model_preprocessing(cfg, bundle)
-        parts = build_components(cfg, bundle)
+        parts = build_components(cfg, bundle, initial_weights=resume_state is None)
         _move_data_to(parts.engine, bundle)
         if run is None:
             run = _create_run(cfg, bundle, parts, overwrite, preprocessing) if main else ReadOnlyRun(cfg.out)
