@@ -10,8 +10,8 @@ _made: dict = {}
 # layer, BatchNorm, and the test-time views all on the path from files to probabilities.
 FASTNET = dict(model="fastnet", dataset="synthetic", synthetic_shape=[3, 16, 16], synthetic_classes=4,
                widths=[8, 16], tta="flip", epochs=1, limit_train=256, limit_test=60, batch_size=64)
-# simplenet trained by the from-scratch NumPy engine.
-SCRATCH = dict(model="simplenet", engine="scratch", dataset="synthetic", synthetic_shape=[1, 8, 8],
+# simplenet trained by the from-scratch NumPy engine; its shape given as the CLI's "C,H,W" text.
+SCRATCH = dict(model="simplenet", engine="scratch", dataset="synthetic", synthetic_shape="1,8,8",
                synthetic_classes=4, epochs=1, limit_train=256, limit_test=60)
 
 
@@ -19,7 +19,8 @@ def trained(name, tmp_path_factory):
     """(run folder, the summary deepdive.train returned) of run ``name`` (FASTNET or SCRATCH)."""
     if name not in _made:
         out = tmp_path_factory.mktemp(f"api-{name.lower()}") / "run"
-        summary = deepdive.train(out=str(out), **globals()[name])
+        # pathlib.Path values, as Python callers pass them (config.json must record them as text)
+        summary = deepdive.train(out=out, data_dir=out.parent / "data", **globals()[name])
         _made[name] = (out, summary)
     return _made[name]
 

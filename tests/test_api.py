@@ -154,3 +154,57 @@ def test_resume_with_force_records_the_new_settings_in_model_json(cli, tmp_path)
     assert result.code == 0, result.err
     assert json.loads((run / "model.json").read_text())["tta"] == "flip"
     assert deepdive.load(run).tta == "flip"
+
+
+def test_train_takes_path_objects_and_a_shape_string(tmp_path_factory, tmp_path):
+    from pathlib import Path
+
+    from api_runs import SCRATCH
+    run, summary = trained("SCRATCH", tmp_path_factory)  # made with out=Path, data_dir=Path, shape "1,8,8"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["out"], config["data_dir"], config["synthetic"]["shape"]) == \
+        (str(run), str(run.parent / "data"), [1, 8, 8])
+    assert summary["status"] == "completed"
+    # init_from as a Path passes the config's checks and reaches the run-folder check (a torch-engine run)
+    with pytest.raises(UserError, match="does not exist: give a folder"):
+        deepdive.train(out=tmp_path / "i", **{**SCRATCH, "engine": "torch", "init_from": Path(tmp_path / "nope")})
+    for bad, words in (({"out": 123}, "out=123 is invalid: give a path"),
+                       ({"data_dir": None}, "data_dir=None is invalid"), ({"synthetic_shape": "1x8x8"}, "three ints"),
+                       ({"synthetic_shape": 8}, "three ints"), ({"synthetic_shape": [1, 8]}, "three ints")):
+        with pytest.raises(UserError, match=words):
+            deepdive.train(**{**SCRATCH, "out": tmp_path / "bad", **bad})
+    assert list(tmp_path.iterdir()) == []  # nothing half-made
+
+
+def test_load_refuses_bad_arguments_in_one_line(tmp_path_factory):
+    run, _ = trained("SCRATCH", tmp_path_factory)
+    for kwargs, words in (({"run": None}, "give the path of a run folder"), ({"run": 5}, "run 5 is invalid"),
+                          ({"device": "cuda:x"}, "unknown: give auto, cpu, cuda or cuda:N"),
+                          ({"device": f"cuda:{torch.cuda.device_count()}"}, "is not here"),
+                          ({"amp": "yes"}, "amp 'yes' is invalid"), ({"amp": 1}, "amp 1 is invalid")):
+        with pytest.raises(UserError, match=words):
+            deepdive.load(**{"run": run, **kwargs})
+
+
+def test_predictor_reads_one_path_empty_images_and_layouts(tmp_path_factory, tmp_path):
+    run, _ = trained("FASTNET", tmp_path_factory)
+    predictor = deepdive.load(run, device="cpu")
+    rgb = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    for one in (str(tmp_path / "x.png"), tmp_path / "x.png"):  # one file, not the string's characters
+        [result] = predictor.predict(one, top_k=4)
+        assert result["file"] == str(tmp_path / "x.png")
+        assert [p["probability"] for p in result["predictions"]] == \
+            sorted(predictor(rgb)[0].tolist(), reverse=True)
+    for empty in (np.zeros((0, 0), np.uint8), torch.zeros(1, 0, 8, dtype=torch.uint8), Image.new("RGB", (0, 3))):
+        with pytest.raises(UserError, match=r"\dx\d pixels has nothing to classify"):
+            predictor(empty)
+    with pytest.raises(UserError, match=r"torch tensors are channels-first.*permute\(2, 0, 1\)"):
+        predictor(torch.from_numpy(rgb))  # HWC tensor
+    with pytest.raises(UserError, match=r"NumPy arrays are channels-last.*transpose\(0, 2, 3, 1\)"):
+        predictor(np.zeros((2, 3, 16, 16), np.uint8))  # an NCHW array
+    with pytest.raises(UserError, match=r"\(3, 16, 16\) is ambiguous.*transpose\(1, 2, 0\).*\[\.\.\., None\]"):
+        predictor(np.zeros((3, 16, 16), np.uint8))  # a CHW RGB image or 3 grey images: refused
+    grey = np.random.default_rng(5).integers(0, 256, (5, 16, 16), dtype=np.uint8)  # N grey images
+    assert torch.equal(predictor(grey), predictor([Image.fromarray(g) for g in grey]))
+    assert torch.equal(predictor(grey[:1]), predictor(Image.fromarray(grey[0])))  # (1, H, W): one grey image

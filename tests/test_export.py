@@ -98,3 +98,44 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path_factory, tmp_path, monkey
     monkeypatch.setattr(deepdive.export, "ONNX_PACKAGES", ("onnx", "no_such_onnx_package"))
     assert_one_line_error(cli("export", run, "--format", "onnx"), "pip install 'deepdive[onnx]'")
     assert not any(p.name.startswith("model.") and p.suffix in (".onnx", ".ts", ".pt2") for p in run.iterdir())
+
+
+def test_export_never_overwrites_the_run_files(cli, tmp_path_factory, tmp_path):
+    run = copy_of(trained("SCRATCH", tmp_path_factory)[0], tmp_path)
+    (run / "mine.ts").write_bytes(b"a file of yours")
+    (tmp_path / "link.pt").symlink_to(run / "state.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for out in (run / "state.pt", run / "mine.ts", run / ".." / run.name / "state.pt", tmp_path / "link.pt"):
+        assert_one_line_error(cli("export", run, "--format", "torchscript", "--out", out), "would overwrite",
+                              "a file of the run folder")
+    (run / "state.pt").unlink()  # a run file's name is refused even when the file is not there yet
+    assert_one_line_error(cli("export", run, "--format", "torchscript", "--out", run / "state.pt"), "would overwrite")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == \
+        {k: v for k, v in before.items() if k != "state.pt"}
+    assert cli("export", run, "--format", "torchscript", "--out", run / "model.pt").code == 0  # a new file: fine
+    assert cli("export", run, "--format", "torchscript").code == 0  # export's own model.ts: written ...
+    assert cli("export", run, "--format", "torchscript").code == 0  # ... and replaced
+
+
+def test_both_export_files_are_checked_and_written_together(cli, tmp_path_factory, tmp_path, monkeypatch):
+    import deepdive.atomic
+    from deepdive.errors import WriteFailed
+    run, _ = trained("SCRATCH", tmp_path_factory)
+    (tmp_path / "h.ts.json").mkdir()
+    assert_one_line_error(cli("export", run, "--format", "torchscript", "--out", tmp_path / "h.ts"),
+                          "h.ts.json is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.ts.json"]  # h.ts not written
+    (tmp_path / "dir.ts").mkdir()
+    assert_one_line_error(cli("export", run, "--format", "torchscript", "--out", tmp_path / "dir.ts"),
+                          f"give a file path, e.g. {tmp_path / 'dir.ts' / 'model.ts'}")
+
+    def full(path, obj):
+        raise WriteFailed(path, OSError(28, "No space left on device"))
+
+    (tmp_path / "old.ts").write_bytes(b"the previous export")
+    monkeypatch.setattr(deepdive.atomic, "write_json_atomic", full)  # the side file's write fails
+    for name in ("new.ts", "old.ts"):
+        result = cli("export", run, "--format", "torchscript", "--out", tmp_path / name)
+        assert_one_line_error(result, f"cannot write {tmp_path / name}.json (No space left on device)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.ts", "h.ts.json", "old.ts"]  # no new.ts, no temp
+    assert (tmp_path / "old.ts").read_bytes() == b"the previous export"

@@ -76,6 +76,14 @@ def build_components(cfg: TrainConfig, bundle, initial_weights: bool = True) -> 
     return Components(engine, model, optimizer, options, channels_last, freezer)
 
 
+def _absolute_sources(cfg: TrainConfig, new_run: bool) -> None:
+    """A new run's config.json records where its initial weights came from as absolute paths: a rerun with
+    --config from another working directory finds the same files (a resume reads none of them)."""
+    for key in ("init_from", "weights"):
+        if new_run and getattr(cfg, key):
+            setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
+
+
 def check_forward(name: str, engine, model, bundle) -> None:
     """One forward pass of two training images, in eval mode (no statistics move, no random number is
     drawn): an architecture that cannot take these images (a fixed input size, a kernel larger than the
@@ -133,10 +141,7 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     from deepdive.runs import RunDir
     from deepdive.train.threads import busy_cores, set_threads, warn_if_oversubscribed
 
-    if resume_state is None:  # config.json records where the initial weights came from, wherever one resumes
-        for key in ("init_from", "weights"):
-            if getattr(cfg, key):
-                setattr(cfg, key, os.path.abspath(getattr(cfg, key)))
+    _absolute_sources(cfg, new_run=resume_state is None)
     dist = None
     try:
         dist = start(cfg)  # under torchrun: this process's place in the process group (None: one process)
