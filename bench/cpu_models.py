@@ -43,8 +43,9 @@ def main() -> None:
     parser.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="deepdive-cpu-models-"))
+    # every core, stated: a thread count chosen from the load at start could differ between the two runs
     common = ["--recipe", "fast", "--dataset", "cifar10", "--data-dir", args.data_dir, "--no-download",
-              "--device", "cpu", "--time-budget", str(args.budget)]
+              "--device", "cpu", "--time-budget", str(args.budget), "--threads", str(os.cpu_count())]
     if args.limit_test:
         common += ["--limit-test", str(args.limit_test)]
     rows = {"fastnet": train([*common, "--out", str(root / "fastnet"), "--overwrite"]),

@@ -74,3 +74,25 @@ def test_the_article_window_is_the_mean_of_the_last_1000_batches():
         state.record_step(float(i), 16)
     assert state.article_window_loss() == np.mean(np.arange(1500, 2500))
     assert state.loss_sum / state.seen == np.mean(np.arange(2500))
+
+
+def test_reproduce_over_seeds_reports_the_distribution(cli, tmp_path):
+    write_cifar(tmp_path / "data", per_batch=20)
+    result = cli("reproduce", "article", "--data-dir", tmp_path / "data", "--epochs", "1", "--limit-train", "32",
+                 "--limit-test", "20", "--seeds", "0-1,3", "--out", tmp_path / "seeds", "--json")
+    assert result.code == 0, result.err
+    d = result.json()
+    assert d["seeds"] == [0, 1, 3]
+    summaries = [json.loads((tmp_path / "seeds" / f"seed-{s}" / "summary.json").read_text()) for s in (0, 1, 3)]
+    for key in ("test_accuracy", "test_accuracy_train_mode"):
+        values = [s[key] for s in summaries]
+        assert d[key]["values"] == values
+        assert d[key]["mean"] == pytest.approx(np.mean(values)) and d[key]["std"] == pytest.approx(np.std(values, ddof=1))
+    losses = [json.loads((tmp_path / "seeds" / f"seed-{s}" / "metrics.jsonl").read_text())["train_loss"]
+              for s in (0, 1, 3)]
+    assert d["train_loss"][0]["mean"] == pytest.approx(np.mean(losses))
+    assert len(set(losses)) == 3  # three seeds, three different runs
+    assert "over 3 seeds:" in result.err and "of 3 seeds reached it" in result.err
+    assert json.loads((tmp_path / "seeds" / "distribution.json").read_text())["seeds"] == [0, 1, 3]
+    from conftest import assert_one_line_error
+    assert_one_line_error(cli("reproduce", "article", "--seeds", "3-1"), "--seeds")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SYNTH
+from conftest import SYNTH, assert_one_line_error
 from deepdive import engines, state as state_module
 from deepdive.atomic import write_atomic, write_bytes_atomic
 from deepdive.errors import WriteFailed
@@ -123,3 +123,13 @@ def test_grad_clip_scratch_matches_torch():
 def test_grad_clip_flag_trains(cli, tmp_path):
     result = cli("train", *SYNTH, "--epochs", "2", "--grad-clip", "0.5", "--out", tmp_path / "r", "--json")
     assert result.code == 0 and result.json()["test_accuracy"] > 0.9
+
+
+def test_a_last_batch_too_small_for_batchnorm_is_one_line(cli, tmp_path):
+    """fastnet on 16x16 images pools to 1x1: BatchNorm cannot normalize a last batch of one image in training."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": "fastnet", "dataset": "synthetic", "batch_size": 32, "epochs": 1,
+                                  "synthetic": {"shape": [3, 16, 16], "classes": 2, "train": 33, "test": 4}}))
+    result = cli("train", "--config", config, "--out", tmp_path / "run")
+    assert_one_line_error(result, "too small for the model's BatchNorm", "--batch-size")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"

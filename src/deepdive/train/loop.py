@@ -22,7 +22,7 @@ import math
 import sys
 
 from deepdive.config import TrainConfig
-from deepdive.errors import Interrupted, RunFailed
+from deepdive.errors import Interrupted, RunFailed, UserError
 from deepdive.optim import apply_decoupled_decay
 from deepdive.train.hooks import Hook, pause_hook_from_env
 from deepdive.train.state import Stopwatch, TrainState
@@ -218,7 +218,14 @@ class Trainer:
     def phase_forward(self, x, y):
         self.optimizer.zero_grad(set_to_none=True)
         with self.engine.autocast():
-            logits = self.net(x)
+            try:
+                logits = self.net(x)
+            except ValueError as exc:  # BatchNorm given one value per channel: a last batch of one image
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                raise UserError(f"a batch of {len(y)} image(s) (the last of the epoch: {len(self.bundle.train)} "
+                                f"images in batches of {self.cfg.batch_size}) is too small for the model's "
+                                "BatchNorm: choose a --batch-size (or --limit-train) that leaves more") from None
         return self.engine.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
     def phase_backward(self, loss) -> float:
