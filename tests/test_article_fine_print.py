@@ -62,18 +62,22 @@ def test_reproduce_article_end_to_end_on_a_tiny_subset(cli, tmp_path):
     assert config["model"] == "article-cnn" and summary["article"]["test_accuracy"] == 0.612
     assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["test_accuracy_train_mode"] <= 1
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    assert record["train_loss_last_1000"] == pytest.approx(record["train_loss"], rel=1e-12)  # 3 full batches
-    assert "last 1,000 batches" in result.err and "cannot come from its printed code" in result.err
+    assert record["train_loss_last_block"] == pytest.approx(record["train_loss"], rel=1e-12)  # 3 full batches
+    assert "last 1,000-batch block" in result.err and "cannot come from its printed code" in result.err
 
 
-def test_the_article_window_is_the_mean_of_the_last_1000_batches():
+def test_the_article_window_is_its_last_printed_block_of_1000_batches():
     from deepdive.train.state import TrainState
     state = TrainState()
     state.begin_epoch(None)
-    for i in range(2500):
+    for i in range(3125):  # the article's epoch: 50,000 images in batches of 16
         state.record_step(float(i), 16)
-    assert state.article_window_loss() == np.mean(np.arange(1500, 2500))
-    assert state.loss_sum / state.seen == np.mean(np.arange(2500))
+    assert state.article_window_loss() == np.mean(np.arange(2000, 3000))  # printed after batch 3,000
+    assert state.loss_sum / state.seen == np.mean(np.arange(3125))
+    state.begin_epoch(None)
+    for i in range(10):
+        state.record_step(float(i), 16)
+    assert state.article_window_loss() == np.mean(np.arange(10))  # a short epoch: its mean stands in
 
 
 def test_reproduce_over_seeds_reports_the_distribution(cli, tmp_path):
@@ -96,3 +100,25 @@ def test_reproduce_over_seeds_reports_the_distribution(cli, tmp_path):
     assert json.loads((tmp_path / "seeds" / "distribution.json").read_text())["seeds"] == [0, 1, 3]
     from conftest import assert_one_line_error
     assert_one_line_error(cli("reproduce", "article", "--seeds", "3-1"), "--seeds")
+
+
+def test_seeds_in_separate_processes_get_the_same_flags(monkeypatch, tmp_path):
+    """--jobs J > 1 runs each seed as `deepdive train ...`: its argv must parse to exactly the flags given."""
+    import subprocess
+    from deepdive import reproduce_seeds
+    from deepdive.cli import parse_train_flags
+    seen = {}
+
+    def fake_run(argv, **kwargs):
+        seen["argv"] = argv
+        return subprocess.CompletedProcess(argv, 0, stdout=json.dumps({"run": "x"}), stderr="")
+    monkeypatch.setattr(reproduce_seeds.subprocess, "run", fake_run)
+    flags = {"recipe": "article", "data_dir": "some/data", "epochs": 3, "device": "cpu", "limit_train": 64,
+             "limit_test": None, "download": False}
+    reproduce_seeds._in_a_process(flags, 7, tmp_path / "seed-7", overwrite=True)
+    argv = seen["argv"]
+    assert argv[argv.index("train") - 1] == "-q" and "--overwrite" in argv
+    given = argv[argv.index("train") + 1:]
+    parsed = parse_train_flags([a for a in given if a not in ("--json", "--overwrite")])
+    assert parsed == {"recipe": "article", "data_dir": "some/data", "epochs": 3, "device": "cpu", "limit_train": 64,
+                      "download": False, "seed": 7, "out": str(tmp_path / "seed-7")}

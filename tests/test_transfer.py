@@ -126,7 +126,8 @@ def test_init_from_classes_unfreeze_after_and_head_lr(cli, tmp_path, caplog):
     second = tmp_path / "second"
     result = cli("train", "--config", synth, "--init-from", first, "--classes", "class-3,1", "--freeze-backbone",
                  "--unfreeze-after", "1", "--epochs", "2", "--keep", "2", "--head-lr", "0.05", "--lr", "0.01",
-                 "--optimizer", "sgd", "-b", "16", "--out", second, "--json")
+                 "--sched", "step", "--decay-epochs", "1", "--decay-rate", "0.5", "--optimizer", "sgd", "-b", "16",
+                 "--out", second, "--json")
     assert result.code == 0, result.err
     summary = result.json()
     assert (summary["train_examples"], summary["test_examples"]) == (32, 16)  # two of four balanced classes
@@ -141,8 +142,9 @@ def test_init_from_classes_unfreeze_after_and_head_lr(cli, tmp_path, caplog):
     assert all(not np.array_equal(two[k], one[k]) for k in backbone if k.endswith("weight"))  # trained in epoch 2
     assert one["fc3.weight"].shape == (2, 64) and not np.array_equal(one["fc3.weight"], two["fc3.weight"])
     groups = torch.load(second / "state.pt", weights_only=True)["optimizer"]["param_groups"]
-    assert sorted((g["role"], g["lr"]) for g in groups) == [("backbone", 0.01), ("backbone", 0.01),
-                                                            ("head", 0.05), ("head", 0.05)]
+    roles = sorted((g["role"], g["lr"]) for g in groups)  # epoch 2 of a step schedule halving every epoch:
+    assert [r for r, _ in roles] == ["backbone", "backbone", "head", "head"]  # both follow it from their base
+    assert [lr for _, lr in roles] == pytest.approx([0.005, 0.005, 0.025, 0.025], rel=1e-12)
     other = cli("train", "--config", synth, "--model", "perceptron", "--init-from", first, "--out", tmp_path / "x")
     assert_one_line_error(other, "simplenet")
 
@@ -247,3 +249,15 @@ def test_classes_missing_from_a_split_are_one_line():
                         ["a", "b", "c"], (0.5,), (0.2,))
     with pytest.raises(UserError, match="the test split has no image of c"):
         select_classes(bundle, ["a", "c"])
+
+
+def test_init_from_a_run_built_otherwise_names_the_flags_to_give(cli, tmp_path):
+    synth = synthetic_config(tmp_path, (3, 16, 16), classes=4, train=16, test=8)
+    source = tmp_path / "source"
+    assert cli("train", "--config", synth, "--model", "fastnet", "--widths", "8,8", "--epochs", "1",
+               "--out", source).code == 0
+    other = cli("train", "--config", synth, "--model", "fastnet", "--widths", "8,16", "--init-from", source,
+                "--out", tmp_path / "x")
+    assert_one_line_error(other, "widths=[8, 8]", "give the flags it was trained with")
+    assert cli("train", "--config", synth, "--model", "fastnet", "--widths", "8,8", "--init-from", source,
+               "--epochs", "1", "--out", tmp_path / "same").code == 0

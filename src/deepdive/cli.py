@@ -291,7 +291,7 @@ def build_parser() -> Parser:
     p.add_argument("--model", default="simplenet", choices=["perceptron", "simplenet", "article-cnn"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    p.add_argument("--lr", type=float, help="learning rate (default: 1e-3 adaptive, 1e-2 SGD, 1.0 adadelta)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's own, as `deepdive list` shows)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("-b", "--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -442,13 +442,13 @@ def cmd_reproduce(args) -> int:
         flags["out"] = args.out
     summary = run_training(resolve_config(flags), overwrite=args.overwrite)
     published = ARTICLE["published"]
-    lines = ["epoch  article loss  this run: last 1,000 batches  whole epoch"]
+    lines = ["epoch  article loss  this run: last 1,000-batch block  whole epoch"]
     for m in RunDir(summary["run"]).metrics():
         losses = published["train_losses"]
         article = f"{losses[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(losses) else "   -"
-        window = m.get("train_loss_last_1000")
+        window = m.get("train_loss_last_block")
         shown = "-" if window is None else f"{window:.3f}"
-        lines.append(f"{m['epoch']:5d}  {article:>12}  {shown:>27}  {m['train_loss']:11.3f}")
+        lines.append(f"{m['epoch']:5d}  {article:>12}  {shown:>30}  {m['train_loss']:11.3f}")
     lines.append("(the article's script prints the mean of each 1,000 batches, three lines an epoch, never "
                  "'Epoch: N | Loss': its published per-epoch losses cannot come from its printed code)")
     lines.append(f"test accuracy: article {100 * published['test_accuracy']:.1f}% (measured in train mode, "

@@ -214,8 +214,11 @@ class TrainConfig:
             if used:
                 raise UserError(f"--{used[0].replace('_', '-')} applies to tv:<name> and timm:<name> models, not "
                                 f"{self.model}: drop it (--init-from RUN starts from another run's weights)")
-        if self.init_from is not None and (self.pretrained or self.weights):
-            raise UserError("--init-from replaces the weights --pretrained/--weights load: give one of them")
+        if self.init_from is not None and self.weights:
+            raise UserError("--init-from and --weights both name the starting weights: give one of them")
+        if self.freeze_backbone and self.eval_train_mode:
+            raise UserError("--eval-train-mode measures with BatchNorm in train mode, which moves a frozen backbone's "
+                            "statistics: drop one of --freeze-backbone and --eval-train-mode")
         if self.unfreeze_after is not None:
             if not self.freeze_backbone:
                 raise UserError("--unfreeze-after needs --freeze-backbone: add it, or drop --unfreeze-after")
@@ -371,7 +374,7 @@ def resolve_config(flags: dict, config_file: str | None = None) -> TrainConfig:
     if recipe is not None:
         _choice("recipe", recipe, RECIPES)
         layers.append(recipe_values(recipe, flags.get("device", file_values.get("device", "auto"))))
-    layers += [file_values, flags]
+    layers += [_lr_follows_optimizer(file_values, flags), flags]
     values: dict = {}
     for layer in layers:
         values = _overlay(values, layer)
@@ -392,7 +395,19 @@ def resolve_resume(saved: dict, flags: dict, force: bool = False) -> tuple[Train
     if differences and not force:
         raise UserError("\n".join(f"{d}: drop it to resume as saved, or add --force to change the run"
                                   for d in differences))
-    return TrainConfig.from_dict(_overlay(saved, flags)), differences
+    return TrainConfig.from_dict(_overlay(_lr_follows_optimizer(saved, flags), flags)), differences
+
+
+def _lr_follows_optimizer(lower: dict, upper: dict) -> dict:
+    """A config.json records the resolved lr. When ``upper`` changes the optimizer and gives no lr, an lr that
+    was the old optimizer's default (and no recipe's choice) is dropped, so the new optimizer's default
+    applies: ``--config RUN/config.json --opt adadelta`` trains Adadelta at 1.0, not at Adam's 1e-3."""
+    from deepdive.optim import DEFAULT_LR
+
+    if "optimizer" in upper and "lr" not in upper and lower.get("recipe") is None and "lr" in lower \
+            and lower["lr"] == DEFAULT_LR.get(lower.get("optimizer", "adam")):
+        return {k: v for k, v in lower.items() if k != "lr"}
+    return lower
 
 
 def _overlay(lower: dict, upper: dict) -> dict:

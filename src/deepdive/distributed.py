@@ -535,7 +535,8 @@ class DistributedTrainer(Trainer):
                 raise
             raise self.dist.lost(exc) from None
         except (RunFailed, UserError, Interrupted) as exc:  # decided on agreed figures: rank 0 says it for all
-            if not self.main_process and not getattr(exc, "quiet", False) and not self.dist.broken:
+            local = getattr(exc, "local", False)  # (unless this process alone met it: then it says it itself)
+            if not self.main_process and not getattr(exc, "quiet", False) and not self.dist.broken and not local:
                 quiet(exc)
             raise
         finally:
@@ -635,6 +636,9 @@ def restarted_run(cfg, out_given: bool):
 
     run, saved, _ = open_resume(cfg.out, {})
     mine, theirs = cfg.to_dict(), saved.to_dict()
+    for key in ("init_from", "weights"):  # the first attempt recorded them as absolute paths (train/setup.py)
+        if mine.get(key):
+            mine[key] = os.path.abspath(mine[key])
     changed = sorted(k for k in mine if k not in NOT_ALTERING | {"out"} and mine[k] != theirs.get(k))
     if changed:
         run.close()

@@ -16,7 +16,6 @@ TOLERANCE = {"float64": 1e-6}  # max relative difference allowed per tensor
 # and never fails below 1e-3 relative (a single ReLU whose input rounds to the other sign moves
 # early-layer gradients by ~4e-4 relative: rounding, not a wrong formula).
 FLOAT32_FACTOR, FLOAT32_FLOOR = 4.0, 1e-3
-DEFAULT_LR = {"adadelta": 1.0, "sgd": 1e-2, "momentum": 1e-2, "nesterov": 1e-2, "adagrad": 1e-2}
 INPUT_SHAPES = {"simplenet": (1, 28, 28), "article-cnn": (3, 32, 32), "perceptron": (1, 28, 28)}
 
 
@@ -141,7 +140,8 @@ def run_parity(model_name: str = "simplenet", steps: int = 20, optimizer: str = 
 
     np_dtype = np.float64 if dtype == "float64" else np.float32
     shape = tuple(input_shape or INPUT_SHAPES[model_name])
-    lr = lr if lr is not None else DEFAULT_LR.get(optimizer, 1e-3)
+    from deepdive.optim import DEFAULT_LR
+    lr = lr if lr is not None else DEFAULT_LR[optimizer]  # the optimizer's own default, as `deepdive train`
     torch.manual_seed(seed)
     np.random.seed(seed)
     base = build_model(model_name, torch.nn, tF, shape, num_classes).double()

@@ -237,7 +237,7 @@ _LOOP = Fields({
     "order": Opt(Tensor), "loss_sum": float, "seen": Count, "epoch_train_start": float,
     "best": Fields({"metric": str, "value": Opt(float), "epoch": Opt(int)}, frozenset({"metric", "value", "epoch"})),
     "target": Opt(dict), "finished_early": bool, "clocks": MapOf(float), "first_loss": Opt(float),
-    "recent_losses": ListOf(float, 0, 2000),
+    "block_loss_sum": float, "block_steps": Count, "last_block_loss": Opt(float),
 }, frozenset({"epoch", "step_in_epoch", "global_step", "order"}))
 _RNG = Fields({
     "python": Fields({"version": int, "internal": ListOf(int, 625, 625), "gauss": Opt(float)},

@@ -63,6 +63,8 @@ def check_name(name: str) -> None:
 
     source, arch = split_name(name)
     names = available(source)
+    if source == "timm":
+        arch = arch.split(".", 1)[0]  # timm:resnet18.a1_in1k: the architecture, with a tag naming its weights
     if arch not in names:
         hint = did_you_mean(arch, names)
         raise UserError(f"--model {name}: {SOURCES[source]} has no classification model {arch!r}{hint}: "
@@ -308,7 +310,7 @@ def read_weights_file(path: str | Path, what: str = "--weights") -> dict:
         raise UserError(f"{what} {path}: no such file: give a .safetensors or a torch weights file")
     if (path.parent / "model.json").is_file() and (path.parent / "config.json").is_file():
         raise UserError(f"{what} {path} is a deepdive run's weights: start from that run with --init-from "
-                        f"{path.parent} (it keeps the run's own preprocessing)")
+                        f"{path.parent} (and the flags it was trained with, e.g. --pretrained)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

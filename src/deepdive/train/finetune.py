@@ -38,8 +38,10 @@ def transfer_weights(model, state: dict, origin: str) -> str:
             + (f"; newly initialised: {shown}" if fresh else ""))
 
 
-def init_from_run(model, model_name: str, classes: list[str], input_shape, folder: str) -> str:
-    """``--init-from RUN``: another run's weights, checked to be of the same model and input channels; the
+def init_from_run(model, model_name: str, classes: list[str], input_shape, folder: str,
+                  options: dict | None = None) -> str:
+    """``--init-from RUN``: another run's weights, checked to be of the same model, constructor options (a
+    pretrained run's input resize and preprocessing, --small-input, --widths, ...) and input channels; the
     head is replaced (kept fresh) when the classes differ."""
     import numpy as np
     import torch
@@ -52,6 +54,13 @@ def init_from_run(model, model_name: str, classes: list[str], input_shape, folde
     if info["model"] != model_name:
         raise UserError(f"--init-from {folder} holds a {info['model']} model, this run trains {model_name}: give "
                         f"a run of --model {model_name}")
+    theirs = info.get("options")
+    if options is not None and theirs is not None and theirs != options:
+        differ = sorted(k for k in set(theirs) | set(options) if theirs.get(k) != options.get(k))
+        shown = ", ".join(f"{k}={theirs.get(k)!r}" for k in differ)
+        raise UserError(f"--init-from {folder} was built with {shown}, this run with "
+                        f"{', '.join(f'{k}={options.get(k)!r}' for k in differ)}: give the flags it was trained with "
+                        "(e.g. --pretrained for a pretrained run's resize and normalization, --small-input, --widths)")
     if info["input_shape"][0] != input_shape[0]:
         raise UserError(f"--init-from {folder} was trained on {info['input_shape'][0]}-channel images, this data "
                         f"has {input_shape[0]}: give a run trained on images of the same channels")

@@ -223,9 +223,12 @@ class Trainer:
             except ValueError as exc:  # BatchNorm given one value per channel: a last batch of one image
                 if "more than 1 value per channel" not in str(exc):
                     raise
-                raise UserError(f"a batch of {len(y)} image(s) (the last of the epoch: {len(self.bundle.train)} "
-                                f"images in batches of {self.cfg.batch_size}) is too small for the model's "
-                                "BatchNorm: choose a --batch-size (or --limit-train) that leaves more") from None
+                error = UserError(f"a batch of {len(y)} image(s) (the last of the epoch, or one process's share of "
+                                  f"it: {len(self.bundle.train)} images in batches of {self.cfg.batch_size}) is too "
+                                  "small for the model's BatchNorm: choose a --batch-size (or --limit-train) that "
+                                  "leaves more")
+                error.local = True  # met by this process alone (distributed: not an agreed decision)
+                raise error from None
         return self.engine.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
     def phase_backward(self, loss) -> float:
@@ -339,7 +342,7 @@ class Trainer:
         if cfg.eval_each_epoch or last:
             test_loss, test_accuracy = self.evaluate(self.bundle.test)
         record = {"epoch": state.epoch, "train_loss": state.loss_sum / max(state.seen, 1),
-                  "train_loss_last_1000": state.article_window_loss(), "test_loss": test_loss,
+                  "train_loss_last_block": state.article_window_loss(), "test_loss": test_loss,
                   "test_accuracy": test_accuracy, "seconds": seconds,
                   "images_per_second": state.seen / seconds if seconds > 0 else None,
                   "lr": self.optimizer.param_groups[0]["lr"]}  # the last step's: where the schedule ended the epoch

@@ -101,13 +101,16 @@ def check_forward(name: str, engine, model, bundle) -> None:
 
 
 def _initial_weights(cfg: TrainConfig, model, bundle) -> None:
-    """--pretrained / --weights FILE (the library's weights) or --init-from RUN (another run's)."""
-    if cfg.pretrained or cfg.weights:
+    """--init-from RUN (another run's weights; with --pretrained that run's architecture and preprocessing
+    are the pretrained ones) or --pretrained / --weights FILE (the library's weights)."""
+    if cfg.init_from:
+        from deepdive.models import model_options
+        from deepdive.train.finetune import init_from_run
+        log.info("%s", init_from_run(model, cfg.model, list(bundle.classes), bundle.input_shape, cfg.init_from,
+                                     model_options(cfg.model, cfg.to_dict())))
+    elif cfg.pretrained or cfg.weights:
         from deepdive.models.external import load_pretrained
         log.info("%s", load_pretrained(model, cfg.model, cfg.weights, cfg.download))
-    elif cfg.init_from:
-        from deepdive.train.finetune import init_from_run
-        log.info("%s", init_from_run(model, cfg.model, list(bundle.classes), bundle.input_shape, cfg.init_from))
 
 
 def adopt_model_preprocessing(cfg: TrainConfig, bundle) -> dict | None:

@@ -30,7 +30,9 @@ class TrainState:
     finished_early: bool = False  # the target or the time budget ended the run mid-schedule
     clocks: dict = field(default_factory=dict)  # the stopwatch's totals, saved with the rest
     first_loss: float | None = None  # the run's first step's loss: the yardstick of --divergence-factor
-    recent_losses: list = field(default_factory=list)  # this epoch's last batch losses (ARTICLE_WINDOW at most)
+    block_loss_sum: float = 0.0  # the article's printout: batch losses summed over the current block of
+    block_steps: int = 0  # ARTICLE_WINDOW batches (blocks aligned at the epoch's start) ...
+    last_block_loss: float | None = None  # ... and the mean of the epoch's last complete block
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -50,13 +52,15 @@ class TrainState:
 
     def begin_epoch(self, order) -> None:
         self.order, self.step_in_epoch, self.loss_sum, self.seen = order, 0, 0.0, 0
-        self.recent_losses = []
+        self.block_loss_sum, self.block_steps, self.last_block_loss = 0.0, 0, None
 
     def article_window_loss(self) -> float | None:
-        """The mean loss of the epoch's last ARTICLE_WINDOW batches: what the article's script prints
-        (``running_loss / 1000`` every 1,000 batches), beside the whole epoch's mean."""
-        window = self.recent_losses[-ARTICLE_WINDOW:]
-        return sum(window) / len(window) if window else None
+        """What the article's script last printed in the epoch: ``running_loss / 1000`` after batches 1,000,
+        2,000, 3,000 (the mean of batches 2,000-2,999 of a 3,125-batch epoch). An epoch shorter than 1,000
+        batches prints nothing there; the mean of its batches stands in."""
+        if self.last_block_loss is not None:
+            return self.last_block_loss
+        return self.block_loss_sum / self.block_steps if self.block_steps else None
 
     def record_step(self, loss: float, images: int) -> None:
         self.step_in_epoch += 1
@@ -64,9 +68,10 @@ class TrainState:
         self.images_seen += images
         self.loss_sum += loss * images
         self.seen += images
-        self.recent_losses.append(loss)
-        if len(self.recent_losses) > 2 * ARTICLE_WINDOW:
-            del self.recent_losses[:-ARTICLE_WINDOW]
+        self.block_loss_sum += loss
+        self.block_steps += 1
+        if self.block_steps == ARTICLE_WINDOW:
+            self.last_block_loss, self.block_loss_sum, self.block_steps = self.block_loss_sum / ARTICLE_WINDOW, 0.0, 0
 
 
 class Stopwatch:
