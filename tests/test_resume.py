@@ -95,8 +95,9 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, engine,
     cfg = write_config(tmp_path, engine)
     reference = reference(engine)
     rng = random.Random(engine)
-    points = [f"step:{rng.randrange(STEPS_PER_EPOCH + 1, 3 * STEPS_PER_EPOCH)}", f"written:{rng.randrange(1, 3)}",
-              f"checkpoint:{rng.randrange(1, 3)}"]
+    points = [f"step:{rng.randrange(STEPS_PER_EPOCH + 1, 3 * STEPS_PER_EPOCH)}"]
+    if engine == "torch":  # the write points are the loop's own (shared by both engines): once is enough
+        points += [f"written:{rng.randrange(1, 3)}", f"checkpoint:{rng.randrange(1, 3)}"]
     for point in points:
         run = tmp_path / f"killed-{point.replace(':', '-')}"
         proc, _ = stop_at(["train", "--config", cfg, "--out", run], point, tmp_path, signal.SIGKILL)
