@@ -32,7 +32,7 @@ BATCH, LR, TRAIN_MODE_PASSES = 16, 1e-3, 20
 
 
 def _sizes(fast: bool) -> tuple[int, int]:
-    return (160, 100) if fast else (2560, 1000)
+    return (160, 100) if fast else (5120, 2000)
 
 
 def data_hint(data_dir: str) -> str:
