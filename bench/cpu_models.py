@@ -15,23 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_runs import train  # noqa: E402
 
 
-def train(args: list[str]) -> dict:
-    command = [sys.executable, "-m", "deepdive", "train", *args, "--json", "--no-figures"]
-    print("$ deepdive " + shlex.join(command[3:]), file=sys.stderr, flush=True)
-    done = subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")})
-    if done.returncode != 0:
-        sys.exit(f"cpu_models benchmark: a run failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+def run(args: list[str]) -> dict:
+    return train(args, "cpu_models")
 
 
 def main() -> None:
@@ -48,8 +42,8 @@ def main() -> None:
               "--device", "cpu", "--time-budget", str(args.budget), "--threads", str(os.cpu_count())]
     if args.limit_test:
         common += ["--limit-test", str(args.limit_test)]
-    rows = {"fastnet": train([*common, "--out", str(root / "fastnet"), "--overwrite"]),
-            "tv:resnet18 --small-input": train([*common, "--model", "tv:resnet18", "--small-input", "--lr",
+    rows = {"fastnet": run([*common, "--out", str(root / "fastnet"), "--overwrite"]),
+            "tv:resnet18 --small-input": run([*common, "--model", "tv:resnet18", "--small-input", "--lr",
                                                 str(args.resnet_lr), "--out", str(root / "resnet18"),
                                                 "--overwrite"])}
     print(f"CIFAR-10, {args.budget:g} s of CPU training each ({os.cpu_count()} cores), the fast recipe:")

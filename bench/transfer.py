@@ -16,24 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_runs import train  # noqa: E402
 
 
-def train(args: list[str]) -> dict:
-    command = [sys.executable, "-m", "deepdive", "train", *args, "--json", "--no-figures"]
-    print("$ deepdive " + shlex.join(command[3:]), file=sys.stderr, flush=True)
-    env = {"PYTHONPATH": str(HERE.parent / "src")}
-    import os
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
-    if done.returncode != 0:
-        sys.exit(f"transfer benchmark: a run failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+def run(args: list[str]) -> dict:
+    return train(args, "transfer")
 
 
 def main() -> None:
@@ -49,13 +42,13 @@ def main() -> None:
     root = Path(args.out or tempfile.mkdtemp(prefix="deepdive-transfer-"))
     common = ["--recipe", "fast", "--dataset", "cifar10", "--data-dir", args.data_dir, "--no-download",
               "--device", "cpu", "--seed", str(args.seed)]
-    pretrain = train([*common, "--classes", "0,1,2,3,4", "--time-budget", str(args.budget),
+    pretrain = run([*common, "--classes", "0,1,2,3,4", "--time-budget", str(args.budget),
                       "--out", str(root / "pretrain-classes-0-4"), "--overwrite"])
     small = [*common, "--classes", "5,6,7,8,9", "--limit-train", str(args.images), "--epochs", str(args.epochs),
              "-b", str(args.batch_size)]
-    tuned = train([*small, "--init-from", pretrain["run"], "--out", str(root / "finetuned-classes-5-9"),
+    tuned = run([*small, "--init-from", pretrain["run"], "--out", str(root / "finetuned-classes-5-9"),
                    "--overwrite"])
-    scratch = train([*small, "--out", str(root / "scratch-classes-5-9"), "--overwrite"])
+    scratch = run([*small, "--out", str(root / "scratch-classes-5-9"), "--overwrite"])
     print(f"pretraining on classes 0-4 ({pretrain['train_examples']} images, {args.budget:g} s budget): "
           f"{100 * pretrain['test_accuracy']:.2f}% on their {pretrain['test_examples']} test images")
     print(f"{args.images} images of classes 5-9, {args.epochs} epochs, batch {args.batch_size}, the fast recipe; "

@@ -455,12 +455,17 @@ def cmd_reproduce(args) -> int:
                  f"dropout on); this run {100 * summary['test_accuracy']:.1f}% (eval mode), "
                  f"{100 * summary['test_accuracy_train_mode']:.1f}% (train mode, as the article measured)")
     summary["article"] = dict(published)
-    if args.json:
+    return _print_table(lines, summary, args.json, f"run folder: {summary['run']}")
+
+
+def _print_table(lines: list[str], result: dict, as_json: bool, where: str) -> int:
+    """A reproduction's table: on stdout, or with --json on stderr beside the one JSON object on stdout."""
+    if as_json:
         print("\n".join(lines), file=sys.stderr)
-        print(strict_json(summary))
+        print(strict_json(result))
     else:
         print("\n".join(lines))
-        print(f"run folder: {summary['run']}")
+        print(where)
     return 0
 
 
@@ -479,13 +484,7 @@ def _reproduce_seeds(args, flags: dict) -> int:
     lines = format_distribution(result, ARTICLE["published"])
     from deepdive.atomic import write_atomic
     write_atomic(out / "distribution.json", lambda tmp: Path(tmp).write_text(strict_json(result)))
-    if args.json:
-        print("\n".join(lines), file=sys.stderr)
-        print(strict_json(result))
-    else:
-        print("\n".join(lines))
-        print(f"runs and distribution.json: {out}")
-    return 0
+    return _print_table(lines, result, args.json, f"runs and distribution.json: {out}")
 
 
 def cmd_parity(args) -> int:
