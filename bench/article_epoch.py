@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from deepdive.config import resolve_config  # noqa: E402
-from deepdive.data import prepare_data  # noqa: E402
+from deepdive.config.resolve import resolve_config
+from deepdive.training.run_data import prepare_data  # noqa: E402
 from deepdive.data.pipeline import iterate_batches  # noqa: E402
-from deepdive.train import build_components, set_threads  # noqa: E402
+from deepdive.training.setup import build_components
+from deepdive.training.threads import set_threads  # noqa: E402
 
 
 def time_steps(engine, model, optimizer, split, batch_size: int, steps: int, warmup: int = 10) -> float:

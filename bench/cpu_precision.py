@@ -32,10 +32,11 @@ def main() -> None:
 
     import torch
     from article_epoch import time_steps
-    from deepdive.config import resolve_config
-    from deepdive.data import prepare_data
-    from deepdive.engines import cpu_has_native_bf16
-    from deepdive.train import build_components, seed_everything, set_threads
+    from deepdive.config.resolve import resolve_config
+    from deepdive.training.run_data import prepare_data
+    from deepdive.config.machine import cpu_has_native_bf16
+    from deepdive.training.setup import build_components, seed_everything
+    from deepdive.training.threads import set_threads
 
     threads = set_threads(None)
     values = {"recipe": args.recipe, "dataset": "cifar10", "data_dir": args.data_dir, "download": False,

@@ -41,7 +41,7 @@ OPTIONS = {"fastnet": {"widths": [64, 128, 256]}}
 def trainable_parameters(model: str) -> int:
     import torch
 
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
 
     with torch.device("meta"):
         net = build_model(model, torch.nn, torch.nn.functional, SHAPE, 10, **OPTIONS.get(model, {}))

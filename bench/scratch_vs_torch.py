@@ -19,13 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 from article_epoch import time_steps  # noqa: E402
-from deepdive.config import TrainConfig  # noqa: E402
-from deepdive.data import prepare_data  # noqa: E402
+from deepdive.config.train_config import TrainConfig  # noqa: E402
+from deepdive.training.run_data import prepare_data  # noqa: E402
 from deepdive.data.pipeline import Normalizer  # noqa: E402
-from deepdive.engines import make_engine  # noqa: E402
-from deepdive.models import build_model  # noqa: E402
-from deepdive.optim import build_optimizer  # noqa: E402
-from deepdive.train import seed_everything, set_threads  # noqa: E402
+from deepdive.training.engines import make_engine  # noqa: E402
+from deepdive.models.registry import build_model  # noqa: E402
+from deepdive.training.optim import build_optimizer  # noqa: E402
+from deepdive.training.setup import seed_everything
+from deepdive.training.threads import set_threads  # noqa: E402
 
 CASES = [("simplenet", "fashion-mnist", 64, 0.5), ("article-cnn", "cifar10", 16, 0.25)]
 

@@ -8,7 +8,7 @@ each configuration is timed in a fresh process (torch's thread pool is fixed at
 its first parallel op): ``T`` torch threads, with OpenMP's default (spinning)
 wait policy or ``OMP_WAIT_POLICY=PASSIVE``, once on an idle machine and once
 beside a busy-looping process that holds one core. Prints images/s side by side
-and, last, one JSON line. The default thread rule in ``deepdive.train.threads``
+and, last, one JSON line. The default thread rule in ``deepdive.training.threads``
 comes from these figures (README, CPU threads).
 """
 from __future__ import annotations
@@ -31,8 +31,8 @@ def measure(model: str, threads: int, seconds: float) -> float:
     import torch
     import torch.nn.functional as F
 
-    from deepdive.engines import cpu_has_native_bf16
-    from deepdive.models import build_model
+    from deepdive.config.machine import cpu_has_native_bf16
+    from deepdive.models.registry import build_model
 
     torch.set_num_threads(threads)
     shape, batch, options = MODELS[model]

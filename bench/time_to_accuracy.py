@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 sys.path.insert(0, str(HERE.parent / "src"))
-from deepdive.recipes import ARTICLE  # noqa: E402
+from deepdive.config.recipes import ARTICLE  # noqa: E402
 
 ARTICLE_ACCURACY = ARTICLE["published"]["test_accuracy"]
 
@@ -37,7 +37,7 @@ ARTICLE_ACCURACY = ARTICLE["published"]["test_accuracy"]
 def fast_config(args, extra: list[str], **overrides):
     """The recipe's config with the benchmark's flags, resolved the one way ``deepdive train`` resolves it."""
     from deepdive.cli import parse_train_flags
-    from deepdive.config import resolve_config
+    from deepdive.config.resolve import resolve_config
 
     flags = parse_train_flags(["--recipe", args.recipe, "--dataset", args.dataset, "--data-dir", args.data_dir,
                                *extra])
@@ -46,9 +46,9 @@ def fast_config(args, extra: list[str], **overrides):
 
 def article_seconds(args) -> tuple[float, float]:
     from article_epoch import time_steps
-    from deepdive.config import resolve_config
-    from deepdive.data import prepare_data
-    from deepdive.train import build_components
+    from deepdive.config.resolve import resolve_config
+    from deepdive.training.run_data import prepare_data
+    from deepdive.training.setup import build_components
 
     cfg = resolve_config({"recipe": "article", "dataset": args.dataset, "data_dir": args.data_dir,
                           "download": False, "device": "cpu", "limit_train": (args.article_steps + 20) * 16})
@@ -61,7 +61,8 @@ def article_seconds(args) -> tuple[float, float]:
 
 def cpu_mode(args, extra: list[str]) -> dict:
     from flops import matmul_flops_per_second, training_flops_per_image
-    from deepdive.train import run_training, set_threads
+    from deepdive.training.setup import run_training
+    from deepdive.training.threads import set_threads
 
     threads = set_threads(None)
     per_step, article_total = article_seconds(args)
@@ -76,8 +77,8 @@ def cpu_mode(args, extra: list[str]) -> dict:
     peak = matmul_flops_per_second(dtype=torch.bfloat16 if cfg.amp else torch.float32)
     reached = summary.get("target_reached")
     fast_seconds = summary.get("seconds_to_target")
-    from deepdive.data import prepare_data
-    from deepdive.train import build_components
+    from deepdive.training.run_data import prepare_data
+    from deepdive.training.setup import build_components
     small = fast_config(args, extra, device="cpu", limit_train=64, limit_test=10)
     flops_per_image = training_flops_per_image(build_components(small, prepare_data(small)).model, (3, 32, 32))
     achieved = flops_per_image * summary["images_per_second"]
@@ -107,10 +108,11 @@ def cpu_mode(args, extra: list[str]) -> dict:
 def gpu_mode(args, extra: list[str]) -> dict:
     import torch
 
-    from deepdive.data import prepare_data
-    from deepdive.runs import RunDir
-    from deepdive.signals import catch_stop_signals
-    from deepdive.train import Trainer, build_components
+    from deepdive.training.run_data import prepare_data
+    from deepdive.storage.runs import RunDir
+    from deepdive.training.signals import catch_stop_signals
+    from deepdive.training.loop import Trainer
+    from deepdive.training.setup import build_components
 
     if not torch.cuda.is_available():
         raise SystemExit("--gpu needs a CUDA GPU")
@@ -123,7 +125,7 @@ def gpu_mode(args, extra: list[str]) -> dict:
         for i, seed in enumerate(range(args.seeds + 1)):  # run 0 is the untimed warm-up
             values = base.to_dict()
             values.update(seed=seed, out=f"{tmp}/run{i}")
-            from deepdive.config import TrainConfig
+            from deepdive.config.train_config import TrainConfig
             cfg = TrainConfig.from_dict(values)
             parts = build_components(cfg, bundle)
             run = RunDir.create(cfg.out)

@@ -5,10 +5,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 args=("$@"); [ ${#args[@]} -gt 0 ] || args=(tests/test_wiring.py tests/test_fast.py tests/test_failures.py -x -q)
 declare -A breakage=(
-  [clip-noop]='s/return float(self.torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))/return 0.0/|src/deepdive/engines.py'
-  [all-adam]='s/^    if name == "sgd":/    name = "adam"\n    if name == "sgd":/|src/deepdive/optim.py'
-  [no-decoupled-wd]='s/^        if wd:$/        if False:/|src/deepdive/optim.py'
-  [no-smoothing]='s/label_smoothing=self.cfg.label_smoothing/label_smoothing=0.0/|src/deepdive/train/loop.py'
+  [clip-noop]='s/return float(self.torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))/return 0.0/|src/deepdive/training/engines.py'
+  [all-adam]='s/^    if name == "sgd":/    name = "adam"\n    if name == "sgd":/|src/deepdive/training/optim.py'
+  [no-decoupled-wd]='s/^        if wd:$/        if False:/|src/deepdive/training/optim.py'
+  [no-smoothing]='s/label_smoothing=self.cfg.label_smoothing/label_smoothing=0.0/|src/deepdive/training/loop.py'
 )
 status=0
 for name in clip-noop all-adam no-decoupled-wd no-smoothing; do

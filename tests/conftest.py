@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+import deepdive.viz.run_figures
 from deepdive.cli import main
+
+ORIGINAL_FIGURES = deepdive.viz.run_figures.write_run_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-# The suite's hundreds of tiny runs draw no end-of-run figures (children inherit this); the tests of the
-# figures remove it (monkeypatch.delenv).
-os.environ["DEEPDIVE_NO_FIGURES"] = "1"
 
 # Small, fast synthetic runs: 1x8x8 images, 4 classes.
 SYNTH = ["--dataset", "synthetic", "--synthetic-shape", "1,8,8", "--synthetic-classes", "4"]
@@ -26,10 +26,26 @@ def private_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def no_run_figures(monkeypatch):
+    """The suite's hundreds of tiny in-process runs draw no end-of-run figures: the drawer the commands hand to
+    the loop is replaced by one that draws nothing (the tests of the figures ask for ``figures_on``); child
+    processes get ``--no-figures`` (``run_subprocess``)."""
+    import deepdive.viz.run_figures as run_figures
+    monkeypatch.setattr(run_figures, "write_run_figures", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def figures_on(monkeypatch):
+    """The real end-of-run figures, for the tests of them."""
+    import deepdive.viz.run_figures as run_figures
+    monkeypatch.setattr(run_figures, "write_run_figures", ORIGINAL_FIGURES)
+
+
+@pytest.fixture(autouse=True)
 def idle_machine(monkeypatch):
     """In-process runs skip the tenth of a second that measuring busy cores takes (hundreds of runs here);
     the thread tests patch it themselves, and the measurement has its own test."""
-    import deepdive.train.threads as threads
+    import deepdive.training.threads as threads
     monkeypatch.setattr(threads, "busy_cores", lambda *a, **k: 0)
 
 
@@ -56,8 +72,11 @@ def cli(capsys):
 
 
 def run_subprocess(*args, timeout=300, **kwargs):
-    """Run ``python -m deepdive`` in a child process (for exit codes, signals and tracebacks)."""
+    """Run ``python -m deepdive`` in a child process (for exit codes, signals and tracebacks); a ``train``
+    draws no figures there (``--no-figures``), as in-process runs draw none (``no_run_figures``)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if args and args[0] == "train" and "--no-figures" not in args:
+        args = ("train", "--no-figures", *args[1:])
     return subprocess.run([sys.executable, "-m", "deepdive", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, **kwargs)
 

@@ -177,7 +177,7 @@ class ImageFile(Reader):
         return buffer.getvalue()
 
     def read(self, path):
-        from deepdive.data.imagefolder import UnreadableImage, check_header, load_image
+        from deepdive.data.images import UnreadableImage, check_header, load_image
         try:
             check_header(path)
             assert load_image(path, (8, 8)).shape == (8, 8, 3)
@@ -190,12 +190,12 @@ class Safetensors(Reader):
     EXPECTED = {"a": (2, 3), "b": (4,)}
 
     def seed(self, work):
-        from deepdive.checkpoint import save_weights
+        from deepdive.storage.weights import save_weights
         save_weights(work / "seed.safetensors", {"a": np.ones((2, 3), np.float32), "b": np.arange(4)})
         return (work / "seed.safetensors").read_bytes()
 
     def read(self, path):
-        from deepdive.checkpoint import load_weights
+        from deepdive.storage.weights import load_weights
         arrays = load_weights(path, self.EXPECTED)
         assert {k: v.shape for k, v in arrays.items()} == self.EXPECTED
 
@@ -235,18 +235,18 @@ class RunFile(Reader):
         if self.filename == "state.pt":
             _resume_checks(folder)
         else:
-            from deepdive.evaluate import evaluate_run
+            from deepdive.inference.evaluate import evaluate_run
             evaluate_run(folder, device="cpu")
 
 
 def _resume_checks(folder: Path) -> None:
     """What ``train --resume`` does before it writes: open, load state.pt, rebuild, restore."""
-    from deepdive.data import prepare_data
-    from deepdive.resume import open_resume
-    from deepdive.signals import StopFlag
-    from deepdive.state import load_state
-    from deepdive.train.loop import Trainer
-    from deepdive.train.setup import _resume_point, build_components
+    from deepdive.training.run_data import prepare_data
+    from deepdive.training.resume import open_resume
+    from deepdive.training.signals import StopFlag
+    from deepdive.storage.state_file import load_state
+    from deepdive.training.loop import Trainer
+    from deepdive.training.setup import _resume_point, build_components
 
     run, cfg, _ = open_resume(str(folder), {})
     try:

@@ -17,7 +17,7 @@ from deepdive.errors import UserError
 
 def test_import_is_cheap_and_the_api_is_lazy():
     code = ("import sys, deepdive; assert 'torch' not in sys.modules; assert callable(deepdive.train); "
-            "assert callable(deepdive.load); import deepdive.train.setup; assert callable(deepdive.train); "
+            "assert callable(deepdive.load); import deepdive.training.setup; assert callable(deepdive.train); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -49,8 +49,8 @@ def test_load_predict_and_evaluate_agree_exactly(cli, tmp_path_factory, tmp_path
 
     # evaluate's accuracy is the argmax agreement of deepdive.load on the test split
     evaluated = cli("evaluate", run, "--json", "--device", "cpu").json()
-    from deepdive.data import prepare_data
-    from deepdive.runs import RunDir
+    from deepdive.training.run_data import prepare_data
+    from deepdive.storage.runs import RunDir
     test = prepare_data(RunDir(run).config()).test
     probs = predictor(test.images)
     assert probs.dtype == torch.float64 and probs.shape == (60, 4) and evaluated["examples"] == 60
@@ -137,7 +137,7 @@ def test_bad_inputs_are_one_line(cli, tmp_path_factory, tmp_path):
 def test_flip_shift_views_are_the_translate_augmentation():
     """tta_logits' shift is one slice of the reflect-padded batch (exportable): augment.translate by (1, 1)."""
     from deepdive.data.augment import translate
-    from deepdive.evaluate import tta_logits
+    from deepdive.training.evaluation import tta_logits
     x = torch.randn(3, 2, 5, 6)
     seen = []
     tta_logits(lambda v: seen.append(v) or v.sum((1, 2, 3))[:, None], x, "flip-shift")

@@ -19,7 +19,7 @@ def article_sequential(classes=10):
 
 
 def test_net_computes_the_articles_layers_in_their_order():
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     net = build_model("article-cnn", nn, torch.nn.functional, (3, 32, 32), 10)
     reference = article_sequential()
     layers = [m for m in reference if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -67,7 +67,7 @@ def test_reproduce_article_end_to_end_on_a_tiny_subset(cli, tmp_path):
 
 
 def test_the_article_window_is_its_last_printed_block_of_1000_batches():
-    from deepdive.train.state import TrainState
+    from deepdive.training.train_state import TrainState
     state = TrainState()
     state.begin_epoch(None)
     for i in range(3125):  # the article's epoch: 50,000 images in batches of 16
@@ -105,7 +105,7 @@ def test_reproduce_over_seeds_reports_the_distribution(cli, tmp_path):
 def test_seeds_in_separate_processes_get_the_same_flags(monkeypatch, tmp_path):
     """--jobs J > 1 runs each seed as `deepdive train ...`: its argv must parse to exactly the flags given."""
     import subprocess
-    from deepdive import reproduce_seeds
+    from deepdive.teach import article_seeds as reproduce_seeds
     from deepdive.cli import parse_train_flags
     seen = {}
 

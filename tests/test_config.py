@@ -18,8 +18,8 @@ def printed(cli, *argv):
 
 
 def test_resolution_order_defaults_recipe_file_flags(cli, tmp_path, monkeypatch):
-    import deepdive.engines
-    monkeypatch.setattr(deepdive.engines, "cpu_has_native_bf16", lambda: False)
+    import deepdive.training.engines
+    monkeypatch.setattr(deepdive.training.engines, "cpu_has_native_bf16", lambda: False)
     assert printed(cli, *SYNTH)["lr"] == 1e-3  # the default
     assert printed(cli, *SYNTH, "--recipe", "fast", "--device", "cpu")["lr"] == 0.4  # the recipe's, on a CPU
     assert printed(cli, *SYNTH, "--recipe", "fast", "--device", "cuda")["lr"] == 0.4
@@ -52,7 +52,7 @@ def test_article_recipe_is_the_articles_experiment(cli):
 
 
 def test_every_recipe_value_has_its_reason():
-    from deepdive.recipes import RECIPES
+    from deepdive.config.recipes import RECIPES
     for name, recipe in RECIPES.items():
         keys = set(recipe["values"]) | set(recipe.get("cpu", {})) | set(recipe.get("cuda", {}))
         assert keys <= set(recipe["reasons"]), (name, keys - set(recipe["reasons"]))
@@ -121,7 +121,7 @@ def test_no_abbreviations(cli):
 
 
 def test_version_and_quiet_anywhere_and_closed_pipe(tmp_path):
-    from deepdive import __version__
+    from deepdive.version import __version__
     version = run_subprocess("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"deepdive {__version__}"
     quiet = run_subprocess("train", *SYNTH, "--epochs", "1", "--out", tmp_path / "q", "-q")
@@ -158,7 +158,7 @@ def test_model_json_rebuilds_the_model_alone(cli, tmp_path):
     import torch
     import torch.nn.functional as F
 
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     run = tmp_path / "run"
     assert cli("train", *SYNTH, "--model", "fastnet", "--synthetic-shape", "3,12,12", "--widths", "8,16",
                "--no-whiten", "--epochs", "1", "--out", run).code == 0
@@ -173,8 +173,8 @@ def test_weight_decay_spares_biases_and_norms_unless_asked():
     import torch.nn.functional as F
     from torch import nn
 
-    from deepdive.models import build_model
-    from deepdive.optim import parameter_groups
+    from deepdive.models.registry import build_model
+    from deepdive.training.optim import parameter_groups
     model = build_model("fastnet", nn, F, (3, 12, 12), 4, widths=(8,))
     groups = parameter_groups(model, 0.1)
     decayed = {id(p) for g in groups if g["weight_decay"] for p in g["params"]}
@@ -191,14 +191,14 @@ def test_weight_decay_spares_biases_and_norms_unless_asked():
 @pytest.mark.parametrize("busy, model, expected", [
     (0, "fastnet", 2), (1, "fastnet", 1), (3, "article-cnn", 1), (0, "simplenet", 1), (0, None, 2)])
 def test_thread_rule(monkeypatch, busy, model, expected):
-    import deepdive.train.threads as threads
+    import deepdive.training.threads as threads
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(threads, "busy_cores", lambda: busy)
     assert threads.default_threads(model) == expected
 
 
 def test_busy_cores_from_two_readings_of_proc_stat(tmp_path, monkeypatch):
-    import deepdive.train.threads as threads
+    import deepdive.training.threads as threads
     monkeypatch.undo()  # the real measurement, not conftest's idle machine
     stat = tmp_path / "stat"
     readings = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  175 0 125 850 50 0 0 0 0 0\n"])
@@ -212,7 +212,7 @@ def test_busy_cores_from_two_readings_of_proc_stat(tmp_path, monkeypatch):
 
 
 def test_busy_machine_warning_once_after_validation(cli, tmp_path, monkeypatch, caplog):
-    import deepdive.train.threads as threads
+    import deepdive.training.threads as threads
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(threads, "busy_cores", lambda: 2)
     with caplog.at_level("WARNING", logger="deepdive"):

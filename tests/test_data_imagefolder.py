@@ -206,7 +206,7 @@ def test_single_folder_needs_val_split_and_splits_stratified(tmp_path, cli):
 
 
 def test_crop_and_squash_pixels(tmp_path):
-    from deepdive.data.imagefolder import load_image
+    from deepdive.data.images import load_image
 
     Image.fromarray(stripes()).save(tmp_path / "wide.png")
     Image.fromarray(stripes().transpose(1, 0, 2).copy()).save(tmp_path / "tall.png")
@@ -220,7 +220,7 @@ def test_crop_and_squash_pixels(tmp_path):
     tall = load_image(tmp_path / "tall.png", (8, 8), resize_mode="squash")
     assert (tall[0] == red).all() and (tall[7] == blue).all()
     with pytest.raises(UserError, match="resize mode"):
-        from deepdive.config import TrainConfig
+        from deepdive.config.train_config import TrainConfig
         TrainConfig(resize_mode="stretch")
 
 
@@ -275,7 +275,8 @@ def write_mixed_modes(root):
 
 
 def test_conversions_are_right_and_stated_once(tmp_path, monkeypatch, caplog):
-    from deepdive.data.imagefolder import load_image, load_imagefolder_layout
+    from deepdive.data.imagefolder import load_imagefolder_layout
+    from deepdive.data.images import load_image
 
     root = write_mixed_modes(tmp_path / "d")
     a = root / "train" / "a"
@@ -289,7 +290,7 @@ def test_conversions_are_right_and_stated_once(tmp_path, monkeypatch, caplog):
                 "to RGB (transparency flattened onto white)")
     for streaming in (False, False, True):  # decoded, then from the cache, then streamed from disk
         if streaming:
-            monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "1")
+            monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2)  # a 1-byte limit
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="deepdive"):
             load_imagefolder_layout(root, 8, workers=0)

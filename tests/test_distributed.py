@@ -138,7 +138,7 @@ def test_random_numbers_are_drawn_for_the_global_batch():
     import torch
 
     from deepdive.data.augment import BatchAugmenter
-    from deepdive.distributed import _GlobalBatch, layers
+    from deepdive.training.distributed import _GlobalBatch, layers
 
     x = torch.randn(13, 5)
     start = torch.get_rng_state()
@@ -167,7 +167,7 @@ def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
     import torch
     import torch.distributed as tdist
 
-    from deepdive.distributed import layers
+    from deepdive.training.distributed import layers
 
     torch.manual_seed(0)
     x, grad = torch.randn(12, 3, 4, 4) * 2 + 1, torch.randn(12, 3, 4, 4)

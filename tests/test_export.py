@@ -36,7 +36,7 @@ def test_onnx_round_trip(cli, tmp_path_factory, tmp_path):
     printed_difference(result)
     side = json.loads((run / "model.onnx.json").read_text())
     info = json.loads((run / "model.json").read_text())
-    from deepdive.runs import is_run_folder
+    from deepdive.storage.runs import is_run_folder
     assert is_run_folder(run)  # the exports belong to the run: --overwrite may still replace it
     assert side["input"] == {"name": "images", "dtype": "uint8", "layout": "NCHW", "shape": ["batch", 3, 16, 16],
                              "pixels": side["input"]["pixels"]}
@@ -78,16 +78,16 @@ def test_a_scratch_engine_run_exports_its_torch_rebuild(cli, tmp_path_factory, t
 
 
 def test_over_the_tolerance_is_exit_1_and_no_file(cli, tmp_path_factory, tmp_path, monkeypatch):
-    import deepdive.export
+    import deepdive.inference.export
     run, _ = trained("SCRATCH", tmp_path_factory)
-    monkeypatch.setattr(deepdive.export, "TOLERANCE", -1.0)  # any difference exceeds it
+    monkeypatch.setattr(deepdive.inference.export, "TOLERANCE", -1.0)  # any difference exceeds it
     result = cli("export", run, "--format", "torchscript", "--out", tmp_path / "s.ts")
     assert result.code == 1 and "exceeds the tolerance" in result.err and "Traceback" not in result.err
     assert list(tmp_path.iterdir()) == []  # neither the file, its side file, nor a temp file
 
 
 def test_bad_inputs_exit_2_with_one_line(cli, tmp_path_factory, tmp_path, monkeypatch):
-    import deepdive.export
+    import deepdive.inference.export
     run, _ = trained("SCRATCH", tmp_path_factory)
     assert_one_line_error(cli("export", tmp_path, "--format", "torchscript"), "not a run folder")
     assert_one_line_error(cli("export", tmp_path / "nope", "--format", "torchscript"), "does not exist")
@@ -95,7 +95,7 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path_factory, tmp_path, monkey
                           "does not exist")
     assert_one_line_error(cli("export", run, "--format", "torchscript", "--out", tmp_path / "m.onnx"), ".ts")
     assert_one_line_error(cli("export", run, "--format", "tflite"), "invalid choice")
-    monkeypatch.setattr(deepdive.export, "ONNX_PACKAGES", ("onnx", "no_such_onnx_package"))
+    monkeypatch.setattr(deepdive.inference.export, "ONNX_PACKAGES", ("onnx", "no_such_onnx_package"))
     assert_one_line_error(cli("export", run, "--format", "onnx"), "pip install 'deepdive[onnx]'")
     assert not any(p.name.startswith("model.") and p.suffix in (".onnx", ".ts", ".pt2") for p in run.iterdir())
 
@@ -118,7 +118,7 @@ def test_export_never_overwrites_the_run_files(cli, tmp_path_factory, tmp_path):
 
 
 def test_both_export_files_are_checked_and_written_together(cli, tmp_path_factory, tmp_path, monkeypatch):
-    import deepdive.atomic
+    import deepdive.storage.atomic
     from deepdive.errors import WriteFailed
     run, _ = trained("SCRATCH", tmp_path_factory)
     (tmp_path / "h.ts.json").mkdir()
@@ -133,7 +133,7 @@ def test_both_export_files_are_checked_and_written_together(cli, tmp_path_factor
         raise WriteFailed(path, OSError(28, "No space left on device"))
 
     (tmp_path / "old.ts").write_bytes(b"the previous export")
-    monkeypatch.setattr(deepdive.atomic, "write_json_atomic", full)  # the side file's write fails
+    monkeypatch.setattr(deepdive.storage.atomic, "write_json_atomic", full)  # the side file's write fails
     for name in ("new.ts", "old.ts"):
         result = cli("export", run, "--format", "torchscript", "--out", tmp_path / name)
         assert_one_line_error(result, f"cannot write {tmp_path / name}.json (No space left on device)")

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import SYNTH, assert_one_line_error
-from deepdive import engines, state as state_module
-from deepdive.atomic import write_atomic, write_bytes_atomic
+from deepdive.training import engines
+from deepdive.storage import state_file as state_module
+from deepdive.storage.atomic import write_atomic, write_bytes_atomic
 from deepdive.errors import WriteFailed
 
 
@@ -56,7 +57,7 @@ def test_disk_full_while_checkpointing_exits_1_and_keeps_previous(cli, tmp_path,
 
 
 def test_read_only_filesystem_on_weights(cli, tmp_path, monkeypatch):
-    from deepdive import checkpoint
+    from deepdive.storage import weights as checkpoint
     calls = {"n": 0}
     original = checkpoint.write_atomic
 
@@ -95,7 +96,7 @@ def test_atomic_write_leaves_old_file_or_new_never_torn(tmp_path):
 
 
 def test_grad_clip_scratch_matches_torch():
-    from deepdive.engines import ScratchEngine
+    from deepdive.training.engines import ScratchEngine
     from deepdive.scratch import Tensor
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal((3, 4)), rng.standard_normal(5)]

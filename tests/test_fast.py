@@ -9,7 +9,7 @@ from torch import nn
 
 from conftest import SYNTH, assert_one_line_error
 from deepdive.data.augment import BatchAugmenter, translate
-from deepdive.schedule import lr_factor
+from deepdive.training.schedule import lr_factor
 
 CIFAR_LIKE = ["--dataset", "synthetic", "--synthetic-shape", "3,16,16", "--synthetic-classes", "4"]
 
@@ -83,7 +83,7 @@ def test_schedules():
 
 
 def test_fastnet_shapes_init_and_whitening():
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     from deepdive.models.fastnet import init_whitening
     model = build_model("fastnet", nn, F, (3, 32, 32), 10, widths=(16, 32, 64))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
@@ -103,7 +103,7 @@ def test_fastnet_shapes_init_and_whitening():
 
 
 def test_tta_flip_equals_mean_of_flipped_logits():
-    from deepdive.evaluate import tta_logits
+    from deepdive.training.evaluation import tta_logits
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
     x = torch.randn(7, 3, 8, 8)
@@ -177,9 +177,9 @@ class StepClock:
 
 def test_time_budget_follows_an_injected_clock(tmp_path, monkeypatch):
     """A 1.5 s budget at 0.25 s a step is exactly 6 steps; the schedule follows the clock."""
-    import deepdive.train.loop as loop
-    from deepdive.config import resolve_config
-    from deepdive.train import run_training
+    import deepdive.training.loop as loop
+    from deepdive.config.resolve import resolve_config
+    from deepdive.training.setup import run_training
     from test_wiring import flags_of
     clock, lrs = StepClock(0.25), []
     set_lr = loop.Trainer.set_lr
@@ -251,7 +251,7 @@ def test_streaming_fallback_matches_in_memory(cli, tmp_path, monkeypatch, caplog
     args = ["train", "--dataset", "imagefolder", "--data-dir", root, "--image-size", "8", "--model", "perceptron",
             "--epochs", "2", "-j", "0", "--json"]
     memory = cli(*args, "--out", tmp_path / "mem").json()
-    monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "1000")
+    monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2000)  # a 1,000-byte limit
     with caplog.at_level("INFO", logger="deepdive"):
         streamed = cli(*args, "--out", tmp_path / "stream").json()
     assert "streaming it from disk" in caplog.text
@@ -273,7 +273,7 @@ def test_predict_uses_the_recipes_tta_and_agrees_with_evaluate(cli, tmp_path):
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
-    from deepdive.engines import cpu_has_native_bf16
+    from deepdive.config.machine import cpu_has_native_bf16
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
@@ -287,17 +287,17 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_recipes_use_bf16_only_where_the_cpu_has_it(monkeypatch, native):
-    import deepdive.engines
-    from deepdive.recipes import recipe_values
+    import deepdive.training.engines
+    from deepdive.config.recipes import recipe_values
 
-    monkeypatch.setattr(deepdive.engines, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(deepdive.training.engines, "cpu_has_native_bf16", lambda: native)
     assert recipe_values("fast", "cpu")["amp"] is native
     assert recipe_values("sprint", "cpu")["amp"] is native
     assert recipe_values("fast", "cuda")["amp"] is True
 
 
 def test_amp_on_cpu_computes_in_bf16_and_evaluate_reproduces(cli, tmp_path):
-    from deepdive.engines import TorchEngine
+    from deepdive.training.engines import TorchEngine
 
     engine = TorchEngine("cpu", amp=True)
     layer = nn.Linear(4, 3)

@@ -59,9 +59,13 @@ def test_mlp_backward_is_readable(cli):
     assert result.code == 0, result.err
     assert result.out == cli("graph", "simplenet", "--backward").out  # an alias, and seeded
     nodes, edges = parse(result.out)
-    assert len(nodes) == 20 and len(edges) == 19
+    assert len(nodes) == 23 and len(edges) == 22
     ops = sorted(lines[0] for kind, lines in nodes.values() if kind == "op")
-    assert ops == ["add"] * 3 + ["cross_entropy"] + ["matmul"] * 3 + ["relu"] * 2 + ["transpose"] * 3
+    # cross-entropy is composed: log_softmax, the target's log-probability gathered (index), −Σ/N (sum, mul)
+    assert ops == ["add"] * 3 + ["index", "log_softmax"] + ["matmul"] * 3 + ["mul"] + ["relu"] * 2 + ["sum"] + \
+        ["transpose"] * 3
+    consts = [lines[0] for kind, lines in nodes.values() if kind == "const"]
+    assert consts == ["-1"]  # the mean's factor −1/N, N = 1
     params = {lines[0]: lines[1] for kind, lines in nodes.values() if kind == "param"}
     assert params == {"fc1.weight": "128x784", "fc1.bias": "128", "fc2.weight": "64x128", "fc2.bias": "64",
                       "fc3.weight": "10x64", "fc3.bias": "10"}
@@ -72,7 +76,7 @@ def test_mlp_backward_is_readable(cli):
             assert any(line.startswith(f"∂L/∂{lines[0]} = ") for line in lines), lines
     named = by_name(nodes)
     assert "∂L/∂fc1.weight = 128x784, norm " in "\n".join(named["fc1.weight"][2])  # large: summarised
-    assert values(named["cross_entropy"][2], "∂L/∂y") == 1
+    assert values(named["mul"][2], "∂L/∂y") == 1  # the loss: L = (Σ log p_y)·(−1/N)
     # the chain rule on real numbers: ∂L/∂logits = softmax(logits) − onehot(label 0), and it reaches fc3.bias
     logits = values(named["add"][2], "y").ravel()  # the one add small enough to print: the logits
     expected = np.exp(logits) / np.exp(logits).sum() - np.eye(10)[0]
@@ -115,7 +119,12 @@ def test_article_cnn_graph(cli):
     named = by_name(parse(result.out)[0])
     for i, shape in enumerate(["64x3x3x3", "128x64x3x3", "128x128x3x3", "64x128x3x3"], start=1):
         assert named[f"conv{i}.weight"][2][1] == shape
-    assert {"conv2d", "adaptive_avg_pool2d", "dropout", "cross_entropy"} <= set(named)
+    assert {"conv2d", "adaptive_avg_pool2d", "mul", "log_softmax", "index", "constant"} <= set(named)
+    # dropout is a product with a constant: the mask/(1 − p), drawn as a constant node feeding a mul
+    nodes, edges = parse(result.out)
+    mask = next(key for key, (kind, lines) in nodes.items() if kind == "const" and lines[0] == "constant")
+    target = next(t for s, t, _ in edges if s == mask)
+    assert nodes[target][1][0] == "mul" and nodes[target][1][1] == nodes[mask][1][1]
     assert named["x"][2][1] == "1x3x32x32"
 
 

@@ -137,14 +137,6 @@ def test_bad_flag_values(cli, tmp_path, args, fragment):
     assert not (tmp_path / "run").exists()
 
 
-def test_memory_limit_that_is_not_a_number(cli, tmp_path, monkeypatch):
-    from test_data_imagefolder import make_tree
-    monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "abc")
-    result = cli("train", "--dataset", "imagefolder", "--data-dir", make_tree(tmp_path / "tree", per_class=2),
-                 "--out", tmp_path / "run")
-    assert_one_line_error(result, "DEEPDIVE_MEMORY_LIMIT='abc'")
-
-
 def test_limits_and_batch_sizes_above_the_data_are_clamped_with_a_warning(cli, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="deepdive"):
         result = cli("train", *SYNTH, "--epochs", "1", "--limit-train", "1000000000", "--limit-test", "999999",
@@ -167,9 +159,9 @@ def test_a_loss_that_explodes_without_nan_fails_the_run(cli, tmp_path):
 
 def test_divergence_factor_is_the_first_losses_multiple(tmp_path):
     """The threshold is factor x the first step's loss: a run whose loss grows 3x fails at factor 2 only."""
-    from deepdive.config import TrainConfig
+    from deepdive.config.train_config import TrainConfig
     from deepdive.errors import RunFailed
-    from deepdive.train.loop import Trainer
+    from deepdive.training.loop import Trainer
 
     class Fake:
         cfg = TrainConfig(divergence_factor=2.0)
@@ -178,7 +170,7 @@ def test_divergence_factor_is_the_first_losses_multiple(tmp_path):
     for factor, fails in ((2.0, True), (4.0, False)):
         fake = Fake()
         fake.cfg = TrainConfig(divergence_factor=factor)
-        from deepdive.train.state import TrainState
+        from deepdive.training.train_state import TrainState
         fake.state = TrainState()
         losses = iter([1.0, 3.0])
 
@@ -332,7 +324,7 @@ def test_streaming_keeps_the_skip_and_strict_contract(cli, tmp_path, monkeypatch
     root = streaming_tree(tmp_path)
     in_memory = cli(*imagefolder_args(root, tmp_path, "mem", "--strict"))
     assert_one_line_error(in_memory, "cannot read image", "remove or replace them, or drop --strict")
-    monkeypatch.setenv("DEEPDIVE_MEMORY_LIMIT", "1")
+    monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2)  # a 1-byte limit: streamed
     for name in ("notes.txt", "cut.png"):
         streamed = cli(*imagefolder_args(root, tmp_path, f"stream-{name}", "--strict"))
         assert_one_line_error(streamed, "cannot read image", "remove or replace them, or drop --strict")

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepdive.models import MODELS, build_model
+from deepdive.config.specs import MODELS
+from deepdive.models.registry import build_model
 
 
 @pytest.mark.parametrize("name", list(MODELS))

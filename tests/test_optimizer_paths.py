@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, assert_one_line_error
-from deepdive.optim import build_optimizer
+from deepdive.training.optim import build_optimizer
 from deepdive.viz.paths import OPTIMIZER_NAMES, SURFACES, gradients, run_path
 
 

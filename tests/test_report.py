@@ -11,11 +11,6 @@ from PIL import Image
 from conftest import FASHION_DIR, SYNTH, assert_one_line_error
 
 
-@pytest.fixture
-def figures_on(monkeypatch):
-    monkeypatch.delenv("DEEPDIVE_NO_FIGURES", raising=False)
-
-
 def test_a_completed_run_draws_its_figures_and_tables(cli, tmp_path, figures_on):
     run = tmp_path / "run"
     result = cli("train", *SYNTH, "--epochs", "2", "--svg", "--out", run)
@@ -37,7 +32,8 @@ def test_a_completed_run_draws_its_figures_and_tables(cli, tmp_path, figures_on)
 
 
 def test_confusion_matrix_and_per_class_agree_with_evaluation(cli, tmp_path):
-    from deepdive.evaluate import confusion_matrix, evaluate_split, open_run_for_test, predictions_on
+    from deepdive.inference.evaluate import confusion_matrix, open_run_for_test
+    from deepdive.training.evaluation import evaluate_split, predictions_on
     run = tmp_path / "run"
     assert cli("train", *SYNTH, "--epochs", "1", "--limit-test", "200", "--out", run).code == 0
     _, cfg, info, engine, model, test = open_run_for_test(run, "cpu")
@@ -59,8 +55,8 @@ def test_confusion_matrix_and_per_class_agree_with_evaluation(cli, tmp_path):
 def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path, caplog):
     """A line every --log-every seconds of the run's clock (injected: 1 s a step), with the bar's figures."""
     from deepdive.cli import parse_train_flags
-    from deepdive.config import resolve_config
-    from deepdive.train import run_training
+    from deepdive.config.resolve import resolve_config
+    from deepdive.training.setup import run_training
     from test_fast import StepClock
 
     clock = StepClock(1.0)
@@ -168,7 +164,7 @@ def test_compare_tables_runs_and_draws_their_curves(cli, tmp_path):
 
 
 def test_the_article_recipe_report_sets_the_published_numbers_beside_the_runs():
-    from deepdive.recipes import ARTICLE
+    from deepdive.config.recipes import ARTICLE
     from deepdive.viz.report import _article_section
     metrics = [{"epoch": 1, "train_loss": 1.9}, {"epoch": 2, "train_loss": 1.6}]
     section = _article_section({"recipe": "article"}, metrics, {"test_accuracy": 0.585,

@@ -175,9 +175,9 @@ def test_overwrite_refuses_a_symlink_and_the_folder_it_runs_in(cli, tmp_path, mo
 
 def test_interrupt_before_the_new_runs_first_epoch_puts_the_old_run_back(tmp_path, caplog):
     """An --overwrite run stopped mid-epoch 1 wrote a checkpoint but no epoch: the old run comes back."""
-    from deepdive.config import resolve_config
+    from deepdive.config.resolve import resolve_config
     from deepdive.errors import Interrupted
-    from deepdive.train import run_training
+    from deepdive.training.setup import run_training
     from deepdive.cli import parse_train_flags
 
     run = tmp_path / "run"

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as tF
 
 import deepdive.scratch.nn as snn
-from deepdive.models import build_model
+from deepdive.models.registry import build_model
 from deepdive.scratch import Tensor
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import SYNTH, FASHION_DIR
-from deepdive.parity import format_report, run_parity
+from deepdive.teach.parity import format_report, run_parity
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "momentum"])

@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-from deepdive.rosenblatt import separable_blobs, train_mlp_xor, xor_points
+from deepdive.teach.rosenblatt import separable_blobs, train_mlp_xor, xor_points
 from deepdive.scratch.perceptron import Rosenblatt
 
 
@@ -51,7 +51,7 @@ import deepdive.scratch as scratch
 for info in pkgutil.walk_packages(scratch.__path__, "deepdive.scratch."):
     importlib.import_module(info.name)
 import deepdive.scratch.nn as nn
-from deepdive.models import build_model
+from deepdive.models.registry import build_model
 net = build_model("article-cnn", nn, nn.functional, (3, 12, 12), 10)
 loss = nn.functional.cross_entropy(net(np.zeros((2, 3, 12, 12), np.float32)), np.array([1, 2]))
 loss.backward()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepdive.errors import UserError
-from deepdive.viz.tensorboard import open_writer
+from deepdive.training.tensorboard import open_writer
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tensorboard")
@@ -87,7 +87,7 @@ def test_untraceable_model_loses_only_its_graph(tmp_path, caplog, capsys):
 def test_scratch_engine_histograms_without_graph(tmp_path):
     import deepdive.scratch as scratch
     import deepdive.scratch.nn as snn
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
 
     np.random.seed(0)
     model = build_model("simplenet", snn, snn.functional, (1, 8, 8), 4)

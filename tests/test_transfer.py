@@ -26,7 +26,7 @@ def weights_of(run):
 
 @pytest.mark.parametrize("model", ["tv:resnet18", "tv:mobilenet_v3_small"])
 def test_torchvision_models_train_a_step_on_cifar_shaped_data(cli, tmp_path, model):
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     built = build_model(model, torch.nn, torch.nn.functional, (3, 32, 32), 4, small_input=True, pretrained=False)
     first = next(m for m in built.net.modules() if isinstance(m, torch.nn.Conv2d))
     assert first.kernel_size == (3, 3) and first.stride == (1, 1)  # --small-input's stem
@@ -49,7 +49,7 @@ def test_torchvision_models_train_a_step_on_cifar_shaped_data(cli, tmp_path, mod
 
 def test_inputs_below_an_architectures_minimum_are_resized_inside_the_model(caplog):
     import logging
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     caplog.set_level(logging.INFO, logger="deepdive")
     net = build_model("tv:resnet18", torch.nn, torch.nn.functional, (1, 8, 8), 3)
     assert net.resize_to is None  # a ResNet accepts tiny inputs (adaptive pooling)
@@ -159,7 +159,7 @@ def test_each_optimizer_has_its_own_default_lr_unless_lr_or_a_recipe_says(cli, o
 
 
 def test_recipe_lr_wins_over_the_optimizer_default(cli):
-    from deepdive.recipes import RECIPES
+    from deepdive.config.recipes import RECIPES
     values = RECIPES["article"]["values"]
     assert cli("train", "--recipe", "article", "--print-config").json()["lr"] == values["lr"]
 
@@ -203,17 +203,17 @@ def test_architectures_that_cannot_take_the_images_are_refused_before_the_run(cl
         result = cli("train", "--config", data, "--model", model, "--small-input", "--out", tmp_path / "x")
         assert_one_line_error(result, "drop --small-input")
     assert not (tmp_path / "x").exists()
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
     vit = build_model("tv:vit_b_16", torch.nn, torch.nn.functional, (3, 256, 256), 4)
     assert vit.resize_to == (224, 224)  # a fixed-size architecture gets its size, from larger images too
     tiny = synthetic_config(tmp_path, (1, 4, 4))
     assert_one_line_error(cli("train", "--config", tiny, "--model", "tv:alexnet", "--small-input",
                               "--out", tmp_path / "y"), "at least 63x63")
-    from deepdive.data import prepare_data
-    from deepdive.config import TrainConfig
-    from deepdive.engines import make_engine
+    from deepdive.training.run_data import prepare_data
+    from deepdive.config.train_config import TrainConfig
+    from deepdive.training.engines import make_engine
     from deepdive.errors import UserError
-    from deepdive.train.setup import check_forward
+    from deepdive.training.setup import check_forward
 
     class Picky(torch.nn.Module):  # stands for any architecture whose forward refuses these images
         def forward(self, x):

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from safetensors.numpy import load_file
 
 from conftest import SYNTH
-from deepdive.config import resolve_config
-from deepdive.data import prepare_data
-from deepdive.models import build_model
-from deepdive.train import build_components
+from deepdive.config.resolve import resolve_config
+from deepdive.training.run_data import prepare_data
+from deepdive.models.registry import build_model
+from deepdive.training.setup import build_components
 
 BATCH = ["--limit-train", "32", "-b", "32", "--limit-test", "8", "--model", "simplenet"]
 STEPS = 4
@@ -244,9 +244,9 @@ def candidate_views(image, kind, pad=2):
 
 def inputs_seen(tmp_path, *argv):
     """Train through the real loop with a spy on the model's input: every batch it was fed, per epoch."""
-    from deepdive.runs import RunDir
-    from deepdive.signals import StopFlag
-    from deepdive.train import Trainer
+    from deepdive.storage.runs import RunDir
+    from deepdive.training.signals import StopFlag
+    from deepdive.training.loop import Trainer
 
     cfg = resolve_config({**flags_of(*SYNTH, *argv), "out": str(tmp_path / "spy")})
     bundle = prepare_data(cfg)
@@ -308,7 +308,7 @@ def test_channels_last_reaches_the_tensors(tmp_path):
 @pytest.mark.parametrize("engine", ["torch", "scratch"])
 @pytest.mark.parametrize("exact", [True, False])
 def test_article_exact_keeps_relu_on_the_logits(cli, tmp_path, engine, exact):
-    from deepdive.evaluate import evaluate_run
+    from deepdive.inference.evaluate import evaluate_run
     argv = ["--opt", "sgd", "--lr", "0.5", "--epochs", "1", "--engine", engine] + (["--article-exact"] if exact else [])
     cfg, bundle, init, x, y = start(tmp_path, *argv)
     raw, _ = train(cli, tmp_path, *argv)
@@ -326,7 +326,7 @@ def test_article_exact_keeps_relu_on_the_logits(cli, tmp_path, engine, exact):
 
 def test_ema_copies_batchnorm_statistics_and_round_trips():
     """Running statistics are copied, not averaged; the state holds updates and weights."""
-    from deepdive.ema import EMA
+    from deepdive.training.ema import EMA
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     ema = EMA(model, 0.5)
@@ -349,7 +349,7 @@ def test_ema_copies_batchnorm_statistics_and_round_trips():
 
 
 def test_native_bf16_default_reads_this_machines_cpu_flags():
-    from deepdive.engines import cpu_has_native_bf16
+    from deepdive.config.machine import cpu_has_native_bf16
     flags = set()
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -390,8 +390,8 @@ def test_in_process_interrupt_at_a_step_resumes_exactly(tmp_path):
     import signal
 
     from deepdive.errors import Interrupted
-    from deepdive.resume import open_resume, resume_run
-    from deepdive.train import run_training
+    from deepdive.training.resume import open_resume, resume_run
+    from deepdive.training.setup import run_training
     argv = [*SYNTH, "--limit-train", "96", "-b", "16", "--epochs", "3", "--opt", "momentum", "--lr", "0.05",
             "--save-every", "2", "--ema", "0.8", "--augment", "crop-flip"]
     reference = run_training(resolve_config({**flags_of(*argv), "out": str(tmp_path / "ref")}))

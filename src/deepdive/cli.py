@@ -14,7 +14,7 @@ import signal
 import sys
 
 from deepdive.errors import Interrupted, RunFailed, UserError, WriteFailed
-from deepdive.files import output_file
+from deepdive.storage.files import output_file
 
 log = logging.getLogger("deepdive")
 
@@ -24,7 +24,7 @@ PLUGGED_COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("deepdive.viz.graph", "the computational graph of a model or an expression, as the article draws it"),
     "report": ("deepdive.viz.report", "RUN/report.html: one self-contained page with the run's figures and tables"),
     "compare": ("deepdive.viz.compare", "runs side by side: a table, overlaid curves, compare.png and compare.html"),
-    "export": ("deepdive.export", "a run's model as ONNX, TorchScript or an exported program, checked against PyTorch"),
+    "export": ("deepdive.inference.export", "a run's model as ONNX, TorchScript or an exported program, checked against PyTorch"),
     "claims": ("deepdive.claims.command", "the article's claims as seeded experiments: numbers and a verdict for each"),
 }
 
@@ -48,7 +48,7 @@ class Parser(argparse.ArgumentParser):
     def _suggestion(self, message: str) -> str:
         import re
 
-        from deepdive.config import did_you_mean
+        from deepdive.config.names import did_you_mean
         choice = re.search(r"invalid choice: '?([^' ]+)'? \(choose from (.*)\)", message)
         if choice:
             return did_you_mean(choice.group(1), [c.strip(" '") for c in choice.group(2).split(",")])
@@ -92,10 +92,10 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
 
     Where the ecosystem (timm, torchvision's references) has a name, it is accepted beside ours.
     """
-    from deepdive.config import DEVICES, ENGINES
-    from deepdive.data import DATASETS
-    from deepdive.models import MODELS
-    from deepdive.optim import OPTIMIZERS
+    from deepdive.config.names import DEVICES, ENGINES
+    from deepdive.config.specs import DATASETS
+    from deepdive.config.specs import MODELS
+    from deepdive.config.names import OPTIMIZERS
 
     S = argparse.SUPPRESS
     p.add_argument("--config", default=S, metavar="JSON", help="start from a run's config.json; flags given override it")
@@ -122,7 +122,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-test", default=S, type=int, metavar="N", help="class-balanced subset of N test images")
     p.add_argument("--image-size", default=S, type=int,
                    help="imagefolder: fit images to this square size (default 32; see --resize-mode)")
-    from deepdive.data import RESIZE_MODES
+    from deepdive.config.names import RESIZE_MODES
     p.add_argument("--resize-mode", default=S, choices=RESIZE_MODES,
                    help="imagefolder (and predict): crop (default) scales the shorter side to --image-size and "
                         "keeps the centre; squash scales both sides, distorting the picture")
@@ -201,9 +201,9 @@ def _transfer_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _fast_flags(p: argparse.ArgumentParser) -> None:
-    from deepdive.data import AUGMENTATIONS
-    from deepdive.recipes import RECIPES
-    from deepdive.schedule import SCHEDULES
+    from deepdive.config.names import AUGMENTATIONS
+    from deepdive.config.recipes import RECIPES
+    from deepdive.config.names import SCHEDULES
 
     S = argparse.SUPPRESS
     g = p.add_argument_group("recipes, schedules and fast training (see `deepdive list` for recipes)")
@@ -237,11 +237,11 @@ def _fast_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
-    from deepdive.optim import OPTIMIZERS
+    from deepdive.config.names import OPTIMIZERS
 
     parser = Parser(prog="deepdive", description="Train, evaluate and understand image classifiers "
                     "(the 'Deep Learning Deep Dive' article as software).")
-    from deepdive import __version__
+    from deepdive.version import __version__
 
     _quiet_flag(parser, default=False)
     parser.add_argument("--version", action="version", version=f"deepdive {__version__}")
@@ -342,17 +342,18 @@ def _config_flags(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args) -> int:
-    from deepdive.config import resolve_config
+    from deepdive.viz.run_figures import write_run_figures
+    from deepdive.config.resolve import resolve_config
 
     flags = _config_flags(args)
     if getattr(args, "nproc", None) is not None and not args.print_config:  # distributed: torchrun runs this command
-        from deepdive.distributed import launch
+        from deepdive.training.distributed import launch
         code = launch(args.argv, args.nproc, flags, getattr(args, "config", None), args.resume, args.force,
                       args.overwrite)
         if code is not None:
             return code
     if args.resume:
-        from deepdive.resume import open_resume, resume_run
+        from deepdive.training.resume import open_resume, resume_run
         for given, why in (("config", "the run's own config is used"), ("recipe", "a resumed run keeps its values: "
                             "give the ones to change as flags, with --force")):
             if hasattr(args, given):
@@ -363,29 +364,30 @@ def cmd_train(args) -> int:
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
-        summary = resume_run(run, cfg, differences)
+        summary = resume_run(run, cfg, differences, figures=write_run_figures)
     else:
-        from deepdive.train import run_training
-        cfg = resolve_config(flags, getattr(args, "config", None))
+        from deepdive.training.setup import run_training
+        from deepdive.storage.config_file import read_config_file
+        cfg = resolve_config(flags, read_config_file(args.config) if getattr(args, "config", None) else None)
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
-        from deepdive.distributed import restarted_run
+        from deepdive.training.distributed import restarted_run
         restarted = restarted_run(cfg, "out" in flags)  # a worker torchrun restarted continues its run folder
         if restarted:
-            from deepdive.resume import resume_run
-            summary = resume_run(*restarted)
+            from deepdive.training.resume import resume_run
+            summary = resume_run(*restarted, figures=write_run_figures)
         else:
-            summary = run_training(cfg, overwrite=args.overwrite)
-    from deepdive.distributed import env_rank
+            summary = run_training(cfg, overwrite=args.overwrite, figures=write_run_figures)
+    from deepdive.training.distributed import env_rank
     if env_rank() == 0:  # under torchrun, rank 0 alone reports
         _report(summary, args.json)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from deepdive.evaluate import evaluate_run
-    from deepdive.train import set_threads
+    from deepdive.inference.evaluate import evaluate_run
+    from deepdive.training.threads import set_threads
 
     set_threads(None)
     result = evaluate_run(args.run_dir, args.dataset, args.data_dir, args.device, per_class=args.per_class)
@@ -404,8 +406,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from deepdive.predict import predict_files
-    from deepdive.train import set_threads
+    from deepdive.inference.predict import predict_files
+    from deepdive.training.threads import set_threads
 
     set_threads(None)
     results = predict_files(args.run_dir, args.images, args.top_k, args.device)
@@ -428,10 +430,11 @@ def cmd_predict(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """``--recipe article`` with the reproduction's few flags, then the article's numbers beside the run's."""
-    from deepdive.config import resolve_config
-    from deepdive.recipes import ARTICLE
-    from deepdive.runs import RunDir
-    from deepdive.train import run_training
+    from deepdive.config.resolve import resolve_config
+    from deepdive.config.recipes import ARTICLE
+    from deepdive.storage.runs import RunDir
+    from deepdive.training.setup import run_training
+    from deepdive.viz.run_figures import write_run_figures
 
     flags = {"recipe": "article", "data_dir": args.data_dir, "epochs": args.epochs, "seed": args.seed,
              "device": args.device, "limit_train": args.limit_train, "limit_test": args.limit_test,
@@ -440,7 +443,7 @@ def cmd_reproduce(args) -> int:
         return _reproduce_seeds(args, {k: v for k, v in flags.items() if k != "seed"})
     if args.out:
         flags["out"] = args.out
-    summary = run_training(resolve_config(flags), overwrite=args.overwrite)
+    summary = run_training(resolve_config(flags), overwrite=args.overwrite, figures=write_run_figures)
     published = ARTICLE["published"]
     lines = ["epoch  article loss  this run: last 1,000-batch block  whole epoch"]
     for m in RunDir(summary["run"]).metrics():
@@ -474,15 +477,15 @@ def _reproduce_seeds(args, flags: dict) -> int:
     import time
     from pathlib import Path
 
-    from deepdive.recipes import ARTICLE
-    from deepdive.reproduce_seeds import distribution, format_distribution, parse_seeds, run_seeds
+    from deepdive.config.recipes import ARTICLE
+    from deepdive.teach.article_seeds import distribution, format_distribution, parse_seeds, run_seeds
 
     seeds = parse_seeds(args.seeds)
     out = Path(args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-article-seeds")
     summaries = run_seeds(flags, seeds, out, args.jobs, args.overwrite)
     result = distribution(summaries, ARTICLE["published"])
     lines = format_distribution(result, ARTICLE["published"])
-    from deepdive.atomic import write_atomic
+    from deepdive.storage.atomic import write_atomic
     write_atomic(out / "distribution.json", lambda tmp: Path(tmp).write_text(strict_json(result)))
     return _print_table(lines, result, args.json, f"runs and distribution.json: {out}")
 
@@ -490,8 +493,8 @@ def _reproduce_seeds(args, flags: dict) -> int:
 def cmd_parity(args) -> int:
     import dataclasses
 
-    from deepdive.parity import format_report, run_parity
-    from deepdive.train import set_threads
+    from deepdive.teach.parity import format_report, run_parity
+    from deepdive.training.threads import set_threads
 
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value <= 0:
@@ -504,7 +507,7 @@ def cmd_parity(args) -> int:
                         batch_size=args.batch_size, seed=args.seed)
     lines, ok = format_report(report, args.model, args.optimizer, args.dtype)
     if out:
-        from deepdive.parity import plot
+        from deepdive.teach.parity import plot
         plot(report, out, f"parity: {args.model}, {args.optimizer}, {args.dtype}")
         lines.append(f"figure: {out}")
     if args.json:
@@ -517,7 +520,7 @@ def cmd_parity(args) -> int:
 
 
 def cmd_rosenblatt(args) -> int:
-    from deepdive.rosenblatt import fit_all, format_results, plot, run
+    from deepdive.teach.rosenblatt import fit_all, format_results, plot, run
 
     if args.max_epochs <= 0:
         raise UserError(f"--max-epochs {args.max_epochs} is invalid: give a positive integer")
@@ -575,17 +578,17 @@ def cmd_optimizers(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from deepdive.data import DATASETS
-    from deepdive.models import MODELS
-    from deepdive.models.registry import EXTERNAL
-    from deepdive.optim import DEFAULT_LR, OPTIMIZERS
-    from deepdive.recipes import RECIPES
+    from deepdive.config.specs import DATASETS
+    from deepdive.config.specs import MODELS
+    from deepdive.config.specs import EXTERNAL
+    from deepdive.config.names import DEFAULT_LR, OPTIMIZERS
+    from deepdive.config.recipes import RECIPES
 
     tables = {"models": {**MODELS, **EXTERNAL}, "datasets": DATASETS,
               "optimizers": {name: f"{text} (default lr {DEFAULT_LR[name]:g})" for name, text in OPTIMIZERS.items()},
               "recipes": {name: r["description"] for name, r in RECIPES.items()}}
     if args.external:
-        from deepdive.models.external import available
+        from deepdive.config.specs import available
         tables["torchvision models (--model tv:<name>)"] = {f"tv:{n}": "" for n in available("tv")}
         try:
             tables["timm models (--model timm:<name>)"] = {f"timm:{n}": "" for n in available("timm")}

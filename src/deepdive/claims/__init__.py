@@ -129,7 +129,7 @@ def claim(name: str) -> Claim:
     by_number = {str(c.number): c for c in CLAIMS.values()}
     if name in by_number:
         return by_number[name]
-    from deepdive.config import did_you_mean
+    from deepdive.config.names import did_you_mean
     from deepdive.errors import UserError
     raise UserError(f"unknown claim {name!r}{did_you_mean(name, CLAIMS)}: give names or numbers 1-{len(CLAIMS)} "
                     f"(`deepdive claims --list` lists them)")

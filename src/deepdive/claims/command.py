@@ -82,7 +82,7 @@ def run(args) -> int:
               "seconds": round(time.perf_counter() - started, 3), "out": str(out) if out else None,
               "verdicts": {r["name"]: r["verdict"] for r in results}}
     if out:
-        from deepdive.atomic import write_bytes_atomic
+        from deepdive.storage.atomic import write_bytes_atomic
 
         write_bytes_atomic(out / JSON_FILE, (strict_json(report) + "\n").encode())
         write_bytes_atomic(out / HTML_FILE, page(report).encode())

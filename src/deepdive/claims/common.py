@@ -6,7 +6,7 @@ import numpy as np
 
 def seeded(seed: int) -> np.random.Generator:
     """The experiment's generator; the scratch engine's initialisation draws from NumPy's global one, so that
-    one is seeded too (as ``deepdive.rosenblatt`` does)."""
+    one is seeded too (as ``deepdive.teach.rosenblatt`` does)."""
     np.random.seed(seed)
     return np.random.default_rng(seed)
 
@@ -38,7 +38,7 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
 def save_figure(fig, out) -> None:
     """Write the figure as a PNG, atomically, and free it."""
-    from deepdive.atomic import write_atomic
+    from deepdive.storage.atomic import write_atomic
     from deepdive.viz.figures import pyplot
 
     fig.tight_layout()

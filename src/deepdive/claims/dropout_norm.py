@@ -2,7 +2,7 @@
 
 Both train the article's ``Net`` (``article-cnn``) as the article does - Adam
 1e-3, batch 16 - for one pass over a small class-balanced CIFAR-10 subset
-read by ``deepdive.data`` from ``--data-dir`` (never downloaded here: without
+read by ``deepdive.data.datasets`` from ``--data-dir`` (never downloaded here: without
 the data the claims say "not measured" and how to get it).
 
 Claim 12. ``nn.Dropout(0.5)`` zeroes half of fc1's outputs in training mode
@@ -46,16 +46,14 @@ def _subsets(data_dir: str, fast: bool, seed: int):
     """CIFAR-10's train and test subsets, as ``deepdive train --limit-train/--limit-test`` takes them."""
     from pathlib import Path
 
-    from deepdive.config import TrainConfig
-    from deepdive.data import load_dataset
+    from deepdive.data.datasets import DataOptions, load_dataset
     from deepdive.data.cifar import FOLDER
     from deepdive.data.pipeline import balanced_subset
     from deepdive.errors import UserError
 
     if not (Path(data_dir) / FOLDER).is_dir():
         raise UserError(f"CIFAR-10 not found: {Path(data_dir) / FOLDER} does not exist")
-    bundle = load_dataset("cifar10", TrainConfig(model="article-cnn", dataset="cifar10", data_dir=data_dir,
-                                                 download=False))
+    bundle = load_dataset("cifar10", DataOptions(data_dir=data_dir, download=False))
     n_train, n_test = _sizes(fast)
     return (bundle, balanced_subset(bundle.train, n_train, seed), balanced_subset(bundle.test, n_test, seed + 1))
 
@@ -66,7 +64,7 @@ def torch_threads(fast: bool):
     tiny batches, where a second thread only spins), the caller's restored after."""
     import torch
 
-    from deepdive.train.threads import set_threads
+    from deepdive.training.threads import set_threads
 
     before = torch.get_num_threads()
     set_threads(1 if fast else None, "article-cnn")

@@ -21,7 +21,7 @@ HIDDEN = 8
 
 
 def perceptron_xor(fast: bool = False, seed: int = 0) -> Result:
-    from deepdive.rosenblatt import train_mlp_xor
+    from deepdive.teach.rosenblatt import train_mlp_xor
     from deepdive.scratch.perceptron import Rosenblatt
 
     max_epochs, seeds = (100, 1) if fast else (1000, 5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from deepdive.data import AUGMENTATIONS
+from deepdive.config.names import AUGMENTATIONS
 
 
 def translate(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, pad: int) -> torch.Tensor:

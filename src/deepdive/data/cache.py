@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from deepdive.atomic import write_atomic
+from deepdive.storage.atomic import write_atomic
 from deepdive.errors import WriteFailed
 
 log = logging.getLogger("deepdive")
@@ -71,7 +71,7 @@ def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callab
     path = cache_dir() / f"{kind}-{content_key(kind, files, root, params, max_bytes)}.pt"
     if path.is_file():
         try:
-            from deepdive.state import check_stored_zip
+            from deepdive.storage.state_file import check_stored_zip
             check_stored_zip(path)
             entry = torch.load(path, map_location="cpu", weights_only=True)
             train, test = (Split(entry["train_images"], entry["train_labels"]),

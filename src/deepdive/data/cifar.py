@@ -149,7 +149,7 @@ def _read_capped(path: Path, limit: int) -> bytes:
     if size > limit:
         raise UserError(f"CIFAR-10 file {path} is {size / 1e6:.0f} MB, larger than any genuine one "
                         f"({limit / 1e6:.0f} MB at most): replace it with a good copy")
-    from deepdive.files import read_bounded
+    from deepdive.storage.files import read_bounded
     return read_bounded(path, limit, "replace it with a good copy")
 
 
@@ -181,3 +181,10 @@ def _to_split(parts: list[tuple[np.ndarray, np.ndarray]]) -> Split:
     images = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
     labels = np.concatenate([p[1] for p in parts])
     return Split(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def read_dataset(name: str, options) -> "Loaded":  # noqa: F821
+    """The ``cifar`` reader of ``data/datasets.py``."""
+    from deepdive.data.datasets import Loaded
+    train, test, classes = load_cifar10(options.data_dir, download=options.download)
+    return Loaded(train, test, classes)

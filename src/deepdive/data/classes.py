@@ -21,7 +21,7 @@ def class_indices(wanted: list, classes: list[str]) -> list[int]:
         elif text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
             chosen.append(int(text))
         else:
-            from deepdive.config import did_you_mean
+            from deepdive.config.names import did_you_mean
             raise UserError(f"--classes: {text!r} is not a class of this dataset{did_you_mean(text, classes)}: give "
                             f"names or indices 0..{len(classes) - 1} of {', '.join(classes)}")
     if len(set(chosen)) != len(chosen):

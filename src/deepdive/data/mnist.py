@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepdive.config import MAX_SIDE
+from deepdive.config.names import MAX_SIDE
 from deepdive.data.pipeline import Split
 from deepdive.errors import UserError
 
@@ -161,3 +161,9 @@ def _data_length(f, path: Path, header: int, size: int) -> int:
             break
         held += len(chunk)
     return held
+
+
+def read_dataset(name: str, options) -> "Loaded":  # noqa: F821
+    """The ``mnist`` reader of ``data/datasets.py`` (MNIST and Fashion-MNIST share the idx format)."""
+    from deepdive.data.datasets import Loaded
+    return Loaded(*load_mnist_like(name, options.data_dir))

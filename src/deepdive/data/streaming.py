@@ -27,7 +27,7 @@ class _FileDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        from deepdive.data.imagefolder import UnreadableImage, load_image
+        from deepdive.data.images import UnreadableImage, load_image
 
         ok = True
         try:
@@ -86,7 +86,7 @@ class StreamingSplit:
 
     def _unreadable(self, positions: list[int]) -> None:
         """The in-memory rule, applied as files turn out unreadable: warn once per file, or refuse (strict)."""
-        from deepdive.data.imagefolder import report_unreadable
+        from deepdive.data.images import report_unreadable
 
         new = [p for p in positions if p not in self.dropped]
         self.dropped.update(new)

@@ -29,3 +29,10 @@ def make_synthetic(shape, classes: int, train: int, test: int) -> tuple[Split, S
         return Split((pixels * 255).round().to(torch.uint8), labels.to(torch.int64))
 
     return draw(int(train)), draw(int(test)), [f"class-{i}" for i in range(classes)]
+
+
+def read_dataset(name: str, options) -> "Loaded":  # noqa: F821
+    """The ``synthetic`` reader of ``data/datasets.py``."""
+    from deepdive.data.datasets import Loaded
+    s = options.synthetic
+    return Loaded(*make_synthetic(s["shape"], s["classes"], s["train"], s["test"]))

@@ -1,5 +1,1 @@
-"""Models: the registry and the families it names."""
-from deepdive.models.registry import (MODELS, MODELS_SPECS, build_model, init_from_data, model_options, spec,
-                                     state_size)
-
-__all__ = ["MODELS", "MODELS_SPECS", "build_model", "init_from_data", "model_options", "spec"]
+"""Models: the registry (models/registry.py) that builds the families declared in config/specs.py, and the tv:/timm: adapter."""

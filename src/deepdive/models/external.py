@@ -25,50 +25,17 @@ import os
 import socket
 from pathlib import Path
 
+from deepdive.config.specs import SOURCES, TIMM_HINT, available, split_name  # noqa: F401
 from deepdive.errors import UserError
 
 log = logging.getLogger("deepdive")
 
-SOURCES = {"tv": "torchvision", "timm": "timm"}
-TIMM_HINT = "timm models need the timm extra: pip install 'deepdive[timm]'"
 DOWNLOAD_TIMEOUT = 10.0  # seconds a connection may take before an offline machine is told what to do
 # Inception and GoogLeNet train auxiliary classifiers whose outputs the loop has no use for.
 TV_ARCHITECTURE = {"inception_v3": {"aux_logits": False, "init_weights": False},
                    "googlenet": {"aux_logits": False, "init_weights": False}}
 TRANSFORM_INPUT = ("inception_v3", "googlenet")  # their pretrained weights expect torchvision's input transform
 TV_FIXED_224 = ("vit_", "maxvit_")  # built (without weights) for 224x224 inputs and no other size
-
-
-def split_name(name: str) -> tuple[str, str] | None:
-    """("tv", "resnet18") for "tv:resnet18"; None for deepdive's own models."""
-    prefix, sep, arch = name.partition(":")
-    return (prefix, arch) if sep and prefix in SOURCES else None
-
-
-def available(source: str) -> list[str]:
-    """The classification architectures a source offers (importing it: only when such a name is used)."""
-    if source == "tv":
-        import torchvision.models as tvm
-        return sorted(tvm.list_models(module=tvm))
-    try:
-        import timm
-    except ImportError:
-        raise UserError(TIMM_HINT) from None
-    return sorted(timm.list_models())
-
-
-def check_name(name: str) -> None:
-    """A one-line error for an architecture the source does not have, with the closest names."""
-    from deepdive.config import did_you_mean
-
-    source, arch = split_name(name)
-    names = available(source)
-    if source == "timm":
-        arch = arch.split(".", 1)[0]  # timm:resnet18.a1_in1k: the architecture, with a tag naming its weights
-    if arch not in names:
-        hint = did_you_mean(arch, names)
-        raise UserError(f"--model {name}: {SOURCES[source]} has no classification model {arch!r}{hint}: "
-                        f"`deepdive list --external` shows them")
 
 
 def build(nn, F, input_shape, num_classes, name: str, small_input: bool = False, pretrained: bool = False):
@@ -332,7 +299,7 @@ def load_pretrained(model, name: str, weights_file: str | None, download: bool) 
     """Load ``name``'s pretrained weights into the wrapped library model (``model.net``): every tensor whose
     name and shape match; the classifier head stays freshly initialised when the classes differ, and so does
     a first convolution that --small-input or the channel count replaced. Returns a one-line account."""
-    from deepdive.train.finetune import transfer_weights
+    from deepdive.training.finetune import transfer_weights
 
     state, origin = pretrained_state(name, weights_file, download)
     prefixed = {f"net.{k}": v for k, v in state.items()}

@@ -10,68 +10,8 @@ generic code (the loop, loading, config validation) never tests a model's name.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    description: str
-    module: str  # deepdive.models.<module> holds build(nn, F, input_shape, num_classes, **options)
-    torch_only: bool = False  # uses layers the scratch engine lacks (BatchNorm, GELU)
-    min_size: int = 1  # smallest image side the architecture accepts
-    channels_last: bool = False  # convolutions run faster in NHWC on the CPU (oneDNN) and on tensor cores
-    article_exact: bool = False  # accepts --article-exact (a published defect kept for reproduction)
-    config_options: tuple[str, ...] = ()  # TrainConfig fields passed to build() when set
-    init_from_data: str | None = None  # "function" in the module, called with (model, normalized images)
-    defaults: dict = field(default_factory=dict)  # constructor defaults recorded in model.json
-    small: bool = False  # steps take microseconds: a second CPU thread only adds synchronisation (bench/threads.py)
-    named: bool = False  # build() takes the model's full name (the tv:/timm: adapter builds many architectures)
-    pretrained: bool = False  # accepts --pretrained / --weights FILE (models/external.py)
-
-
-MODELS_SPECS: dict[str, ModelSpec] = {
-    "perceptron": ModelSpec("the article's perceptron f(x, w) = w^T x: one linear layer (a linear classifier)",
-                            "perceptron", small=True),
-    "simplenet": ModelSpec("the article's MLP SimpleNet: flatten -> 128 -> 64 -> classes, ReLU", "mlp",
-                           article_exact=True, small=True),
-    "article-cnn": ModelSpec("the article's CNN Net: 4 convs 3x3 (64,128,128,64), global avg pool, 64->32->classes, "
-                             "dropout 0.5", "article_cnn", min_size=9),  # four unpadded 3x3 convs
-    "fastnet": ModelSpec("fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init "
-                         "(torch only)", "fastnet", torch_only=True, min_size=9, channels_last=True,
-                         config_options=("widths", "whiten"), init_from_data="init_whitening",
-                         defaults={"widths": [64, 256, 256], "whiten": True}),  # 2x2 whitening + three pools
-}
-MODELS = {name: spec.description for name, spec in MODELS_SPECS.items()}
-EXTERNAL = {"tv:<name>": "any torchvision classification model, e.g. tv:resnet18, tv:mobilenet_v3_small "
-                         "(--small-input, --pretrained; `deepdive list --external` names them)",
-            "timm:<name>": "any timm model, e.g. timm:resnet18 (pip install 'deepdive[timm]')"}
-
-
-def spec(name: str) -> ModelSpec:
-    """The spec of a model name; tv:<name> and timm:<name> get the external adapter's (torch only, resized
-    inputs instead of a smallest size, --small-input/--pretrained as constructor options)."""
-    from deepdive.models.external import split_name
-
-    if split_name(name):
-        return ModelSpec(f"{name} (models/external.py)", "external", torch_only=True, named=True, pretrained=True,
-                         config_options=("small_input", "pretrained"),
-                         defaults={"small_input": False, "pretrained": False})
-    return MODELS_SPECS[name]
-
-
-def check_model_name(name) -> None:
-    """One line for a model name that is neither deepdive's own nor a tv:/timm: architecture that exists."""
-    from deepdive.config import did_you_mean
-    from deepdive.errors import UserError
-    from deepdive.models.external import check_name, split_name
-
-    if not isinstance(name, str):
-        raise UserError(f"model {name!r} is not a name: give one of {', '.join(MODELS)}, tv:<name> or timm:<name>")
-    if split_name(name):
-        check_name(name)
-    elif name not in MODELS_SPECS:
-        raise UserError(f"unknown model {name!r}{did_you_mean(name, list(MODELS))}: give one of "
-                        f"{', '.join(MODELS)}, tv:<name> or timm:<name>")
+from deepdive.config.specs import MODELS, MODELS_SPECS, spec  # noqa: F401  (the declarations; built here)
 
 
 def model_options(name: str, values: dict) -> dict:

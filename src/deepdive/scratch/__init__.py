@@ -1,6 +1,7 @@
 """deepdive.scratch: the article's theory as a from-scratch engine, NumPy only.
 
-    Tensor + autograd (tensor.py, ops.py, conv.py)  ->  nn  ->  optim
+    Tensor + autograd (tensor.py)  ->  ops (ops.py: primitives in elementwise.py, reductions.py,
+    shapes.py, conv.py; the rest composed of them)  ->  nn  ->  optim
 
 Small enough to read in an afternoon, and checked against PyTorch: the same
 model code (the article's SimpleNet and Net) runs on ``torch.nn`` and on

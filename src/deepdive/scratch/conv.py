@@ -51,7 +51,9 @@ def _scatter_windows(grad_windows, shape, kh, kw, sh, sw, ph, pw, dtype):
 
 
 class Conv2d(Function):
-    """2-D cross-correlation (PyTorch's conv2d): im2col + one matrix product."""
+    """y = cols @ W_matᵀ + b, a 2-D cross-correlation (PyTorch's conv2d) as im2col + one matrix product;
+    ∂L/∂W_mat = gᵀ @ cols, ∂L/∂b = Σ g, ∂L/∂x = col2im(g @ W_mat).
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, stride=1, padding=0):
@@ -137,7 +139,9 @@ def _bins(size: int, out: int) -> list[tuple[int, int]]:
 
 
 class AdaptiveAvgPool2d(Function):
-    """Average over PyTorch's adaptive bins; output (1, 1) is the global average pool."""
+    """y = mean of x over each of PyTorch's adaptive bins (output (1, 1): the global average pool);
+    ∂L/∂x = g / |bin| to every element of the bin.
+    """
 
     @staticmethod
     def forward(ctx, x, output_size):

@@ -30,7 +30,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     png = draw(rows, histories)
-    from deepdive.atomic import write_bytes_atomic
+    from deepdive.storage.atomic import write_bytes_atomic
     write_bytes_atomic(out / "compare.png", png)
     write_bytes_atomic(out / "compare.html", page(rows, png).encode())
     datasets = sorted({r["dataset"] for r in rows})
@@ -49,7 +49,7 @@ def run(args) -> int:
 
 def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
     """One row per run (the table's values) and its per-epoch records."""
-    from deepdive.runs import SUMMARY, RunDir
+    from deepdive.storage.runs import SUMMARY, RunDir
 
     from deepdive.errors import UserError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepdive.atomic import write_atomic
+from deepdive.storage.atomic import write_atomic
 
 WIDTH_PX, DPI = 1200, 100  # readable at 800 px wide
 
@@ -81,7 +81,7 @@ def _animate(fig, paths, lines, marks, curves, out: Path, frames: int = 60) -> N
 
     from PIL import Image
 
-    from deepdive.atomic import write_bytes_atomic
+    from deepdive.storage.atomic import write_bytes_atomic
 
     longest = max(len(p.points) for p in paths)
     frames = min(frames, longest)  # one frame per step on short paths

@@ -42,10 +42,7 @@ MAX_DEPTH = 400  # operations nested in one another
 # Operation class -> (name drawn, names of its positional inputs, local gradient with g = ∂L/∂y).
 OPS = {
     "Add": ("add", ("a", "b"), "∂L/∂a = g,  ∂L/∂b = g"),
-    "Sub": ("sub", ("a", "b"), "∂L/∂a = g,  ∂L/∂b = −g"),
     "Mul": ("mul", ("a", "b"), "∂L/∂a = g·b,  ∂L/∂b = g·a"),
-    "Div": ("div", ("a", "b"), "∂L/∂a = g/b,  ∂L/∂b = −g·a/b²"),
-    "Neg": ("neg", ("x",), "∂L/∂x = −g"),
     "Pow": ("pow", ("x", "p"), "∂L/∂x = g·p·x^(p−1)"),
     "MatMul": ("matmul", ("a", "b"), "∂L/∂a = g @ bᵀ,  ∂L/∂b = aᵀ @ g"),
     "Sum": ("sum", ("x",), "∂L/∂x = g copied to every summed element"),
@@ -59,8 +56,6 @@ OPS = {
     "Sigmoid": ("sigmoid", ("x",), "∂L/∂x = g·y(1 − y)"),
     "Tanh": ("tanh", ("x",), "∂L/∂x = g·(1 − y²)"),
     "LogSoftmax": ("log_softmax", ("x",), "∂L/∂x = g − softmax(x)·Σg"),
-    "CrossEntropy": ("cross_entropy", ("z", "labels"), "∂L/∂z = g·(softmax(z) − onehot(labels))/N"),
-    "MaskMultiply": ("dropout", ("x", "mask"), "∂L/∂x = g·mask"),
     "Conv2d": ("conv2d", ("x", "W", "b"), "∂L/∂x = g ⋆ᵀ W,  ∂L/∂W = g ⋆ x,  ∂L/∂b = Σ g"),
     "MaxPool2d": ("max_pool2d", ("x",), "∂L/∂x = g at each window's max"),
     "AvgPool2d": ("avg_pool2d", ("x",), "∂L/∂x = g/(kh·kw) to each window"),
@@ -96,7 +91,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     fmt = args.format or _format_from_suffix(args.out)
     if args.out:
-        from deepdive.files import output_file
+        from deepdive.storage.files import output_file
         output_file(args.out, (f".{fmt}",))  # the name says the format written; the folder is writable
     if args.target in MODEL_TARGETS:
         graph = model_graph(MODEL_TARGETS[args.target], args)
@@ -108,7 +103,7 @@ def run(args) -> int:
         return 0
     data = dot.encode() if fmt == "dot" else render(dot, fmt)
     out = Path(args.out or f"graph-{args.target if args.target in MODEL_TARGETS else 'expression'}.{fmt}")
-    from deepdive.atomic import write_bytes_atomic
+    from deepdive.storage.atomic import write_bytes_atomic
     write_bytes_atomic(out, data)
     print(f"graph: {out} ({len(graph.nodes)} nodes)")
     return 0
@@ -212,7 +207,7 @@ def model_graph(name: str, args) -> Graph:
     import numpy as np
 
     import deepdive.scratch.nn as nn
-    from deepdive.models import build_model
+    from deepdive.models.registry import build_model
 
     input_shape = _input_shape(args.input_shape, DEFAULT_INPUT[name])
     batch = 1 if args.batch is None else args.batch
@@ -312,7 +307,7 @@ def _parse(text: str) -> ast.Expression:
         raise UserError(f"{text!r} is neither a model (perceptron, mlp, article-cnn) nor an expression: "
                         f"{reason}") from None
     if isinstance(tree.body, ast.Name):  # a bare name: most likely a model name mistyped
-        from deepdive.models.registry import MODELS_SPECS
+        from deepdive.config.specs import MODELS_SPECS
         if text in MODELS_SPECS:
             raise UserError(f"{text} runs on torch only, and the graph is the scratch engine's: give "
                             "perceptron, mlp or article-cnn")

@@ -101,7 +101,7 @@ class Path:
 
 def surface(name: str) -> Surface:
     if name not in SURFACES:
-        from deepdive.config import did_you_mean
+        from deepdive.config.names import did_you_mean
         raise UserError(f"unknown surface {name!r}{did_you_mean(name, SURFACES)}: choose one of {', '.join(SURFACES)}")
     return SURFACES[name]
 
@@ -120,7 +120,7 @@ def run_path(name: str, s: Surface, steps: int, tol: float, lr: float | None = N
              seed: int = 0) -> Path:
     """``steps`` steps of optimizer ``name`` (a deepdive.scratch optimizer) from the surface's start."""
     from deepdive import scratch
-    from deepdive.optim import build_optimizer
+    from deepdive.training.optim import build_optimizer
     from deepdive.scratch import optim as scratch_optim
 
     lr = s.lr[name] if lr is None else lr
@@ -160,7 +160,7 @@ def run_paths(surface_name: str, optimizers: list[str], steps: int | None = None
     steps, tol = steps or s.steps, tol or s.tol
     unknown = [o for o in optimizers if o not in OPTIMIZER_NAMES]
     if unknown:
-        from deepdive.config import did_you_mean
+        from deepdive.config.names import did_you_mean
         raise UserError(f"unknown optimizer {unknown[0]!r}{did_you_mean(unknown[0], OPTIMIZER_NAMES)}: choose from "
                         f"{', '.join(OPTIMIZER_NAMES)}")
     return [run_path(o, s, steps, tol, lr, momentum, seed) for o in optimizers]

@@ -38,10 +38,11 @@ def run(args) -> int:
 
 
 def write_report(run_dir, device: str = "auto", svg: bool = False) -> dict:
-    from deepdive.atomic import write_bytes_atomic
-    from deepdive.evaluate import evaluate_split, open_run_for_test
-    from deepdive.runs import REPORT, SUMMARY
-    from deepdive.train.threads import set_threads
+    from deepdive.storage.atomic import write_bytes_atomic
+    from deepdive.inference.evaluate import open_run_for_test
+    from deepdive.training.evaluation import evaluate_split
+    from deepdive.storage.runs import REPORT, SUMMARY
+    from deepdive.training.threads import set_threads
     from deepdive.viz.run_figures import write_run_figures
 
     set_threads(None)
@@ -70,7 +71,7 @@ def _article_section(cfg: dict, metrics: list[dict], summary: dict) -> str:
     """For the article's recipe: its published per-epoch losses and accuracy beside the run's."""
     if cfg.get("recipe") != "article":
         return ""
-    from deepdive.recipes import ARTICLE
+    from deepdive.config.recipes import ARTICLE
 
     published = ARTICLE["published"]
     losses = published["train_losses"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepdive.atomic import write_bytes_atomic
+from deepdive.storage.atomic import write_bytes_atomic
 
 FIGURES = "figures"
 WIDTH_IN, DPI = 10.0, 100  # 1000 px wide
@@ -150,7 +150,8 @@ def mistakes(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, confiden
 
 def write_run_figures(run, engine, model, test, classes: list[str], tta: str, svg: bool = False) -> dict:
     """Every figure of a run into RUN/figures/; returns the per-class table and the figures' paths."""
-    from deepdive.evaluate import confusion_matrix, per_class_table, predictions_on
+    from deepdive.inference.evaluate import confusion_matrix, per_class_table
+    from deepdive.training.evaluation import predictions_on
 
     folder = run.file(FIGURES)
     folder.mkdir(exist_ok=True)

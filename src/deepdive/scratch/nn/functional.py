@@ -36,26 +36,41 @@ def softmax(x, dim=-1):
     return log_softmax(x, dim).exp()
 
 
-def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
-    """Mean (or summed) −log softmax(logits)[target]: softmax and log fused for stability.
-
-    With label smoothing ε the target is (1 − ε)·one-hot + ε/K on each of the K classes,
-    as in torch: L = (1 − ε)·(−log p_y) + ε·mean_k(−log p_k).
-    """
+def _check_reduction(reduction: str) -> None:
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
-    hard = ops.CrossEntropy.apply(_t(logits), _targets(targets), reduction=reduction)
-    if not label_smoothing:
-        return hard
-    uniform = -log_softmax(logits, dim=1).mean(axis=1)  # mean over classes of −log p_k, one per example
-    uniform = uniform.mean() if reduction == "mean" else uniform.sum() if reduction == "sum" else uniform
-    return hard * (1 - label_smoothing) + uniform * label_smoothing
+
+
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
+    """One loss per example -> their mean, their sum, or all of them ('none')."""
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
 
 def nll_loss(log_probs, targets, reduction: str = "mean"):
-    picked = _t(log_probs)[np.arange(len(log_probs)), _targets(targets)]
-    losses = -picked
-    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+    """NLL = −(1/N) Σᵢ log pᵢ[yᵢ] ('sum': no 1/N, 'none': −log pᵢ[yᵢ] each), log pᵢ[yᵢ] gathered by indexing."""
+    _check_reduction(reduction)
+    log_probs = _t(log_probs)
+    picked = log_probs[np.arange(len(log_probs)), _targets(targets)]  # an Index node: the gather
+    if reduction == "none":
+        return -picked
+    with np.errstate(divide="ignore"):  # no examples: the mean is nan, as in torch
+        scale = np.float64(-1) / (len(picked) if reduction == "mean" else 1)
+    return picked.sum() * scale
+
+
+def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross-entropy = NLL(log_softmax(logits)): log_softmax keeps it finite for any logits.
+
+    With label smoothing ε the target is (1 − ε)·one-hot + ε/K on each of the K classes,
+    as in torch: L = (1 − ε)·(−log p_y) + ε·mean_k(−log p_k), each term reduced alike.
+    """
+    _check_reduction(reduction)
+    log_probs = log_softmax(logits, dim=1)
+    hard = nll_loss(log_probs, targets, reduction)
+    if not label_smoothing:
+        return hard
+    uniform = _reduce(-log_probs.mean(axis=1), reduction)  # mean over classes of −log p_k, one per example
+    return hard * (1 - label_smoothing) + uniform * label_smoothing
 
 
 def linear(x, weight, bias=None):
@@ -65,7 +80,7 @@ def linear(x, weight, bias=None):
 
 
 def dropout(x, p: float = 0.5, training: bool = True, mask=None):
-    """Zero each element with probability p and scale the rest by 1/(1−p) (inverted dropout).
+    """dropout(x) = x · mask/(1−p): each element zeroed with probability p, the rest scaled (inverted dropout).
 
     ``mask`` supplies the kept/zeroed pattern (0/1) instead of drawing one, so
     two engines can share masks; it is drawn from NumPy's global generator otherwise.
@@ -78,7 +93,7 @@ def dropout(x, p: float = 0.5, training: bool = True, mask=None):
     if mask is None:
         mask = np.random.random_sample(x.shape) >= p
     scaled = np.asarray(mask, dtype=x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
-    return ops.MaskMultiply.apply(x, scaled)
+    return x * scaled  # a product with a constant: ∂L/∂x = g · mask/(1 − p)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
