@@ -36,7 +36,7 @@ ARTICLE_ACCURACY = ARTICLE["published"]["test_accuracy"]
 
 def fast_config(args, extra: list[str], **overrides):
     """The recipe's config with the benchmark's flags, resolved the one way ``deepdive train`` resolves it."""
-    from deepdive.cli import parse_train_flags
+    from deepdive.commands.train_flags import parse_train_flags
     from deepdive.config.resolve import resolve_config
 
     flags = parse_train_flags(["--recipe", args.recipe, "--dataset", args.dataset, "--data-dir", args.data_dir,

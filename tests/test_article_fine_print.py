@@ -106,7 +106,7 @@ def test_seeds_in_separate_processes_get_the_same_flags(monkeypatch, tmp_path):
     """--jobs J > 1 runs each seed as `deepdive train ...`: its argv must parse to exactly the flags given."""
     import subprocess
     from deepdive.teach import article_seeds as reproduce_seeds
-    from deepdive.cli import parse_train_flags
+    from deepdive.commands.train_flags import parse_train_flags
     seen = {}
 
     def fake_run(argv, **kwargs):

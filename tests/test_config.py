@@ -18,8 +18,7 @@ def printed(cli, *argv):
 
 
 def test_resolution_order_defaults_recipe_file_flags(cli, tmp_path, monkeypatch):
-    import deepdive.training.engines
-    monkeypatch.setattr(deepdive.training.engines, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("deepdive.config.machine.cpu_has_native_bf16", lambda: False)
     assert printed(cli, *SYNTH)["lr"] == 1e-3  # the default
     assert printed(cli, *SYNTH, "--recipe", "fast", "--device", "cpu")["lr"] == 0.4  # the recipe's, on a CPU
     assert printed(cli, *SYNTH, "--recipe", "fast", "--device", "cuda")["lr"] == 0.4

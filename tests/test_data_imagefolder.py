@@ -290,7 +290,7 @@ def test_conversions_are_right_and_stated_once(tmp_path, monkeypatch, caplog):
                 "to RGB (transparency flattened onto white)")
     for streaming in (False, False, True):  # decoded, then from the cache, then streamed from disk
         if streaming:
-            monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2)  # a 1-byte limit
+            monkeypatch.setattr("deepdive.data.imagefolder.memory_limit", lambda: 1)  # decoded data may take 1 byte
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="deepdive"):
             load_imagefolder_layout(root, 8, workers=0)

@@ -1,8 +1,8 @@
-"""Data-parallel training (torchrun + DDP, distributed.py) on the CPU with gloo and 2 processes.
+"""Data-parallel training (torchrun + DDP, training/ddp/) on the CPU with gloo and 2 processes.
 
 Two launches serve every multi-process check (each costs seconds of imports): a 2-process run started by
 ``--nproc 2``, and the same run under torchrun ``--max-restarts 1`` whose rank 1 is SIGKILLed at a chosen
-step (train.hooks, DEEPDIVE_PAUSE_RANK). Everything else runs in this process. No wall-clock timing: the
+step (training.hooks, DEEPDIVE_PAUSE_RANK). Everything else runs in this process. No wall-clock timing: the
 kill lands at a step, deadlines only turn a hang into a failure.
 """
 import json
@@ -138,20 +138,25 @@ def test_random_numbers_are_drawn_for_the_global_batch():
     import torch
 
     from deepdive.data.augment import BatchAugmenter
-    from deepdive.training.distributed import _GlobalBatch, layers
+    from deepdive.training.ddp.layers import GlobalBatch, GlobalBatchDropout, global_batch_layers
 
     x = torch.randn(13, 5)
     start = torch.get_rng_state()
     whole = torch.nn.functional.dropout(x, 0.5, True)
     after = torch.get_rng_state()
-    dropout = layers()["GlobalBatchDropout"](0.5)
+    batch = GlobalBatch()
+    dropout = global_batch_layers(torch.nn.Sequential(torch.nn.Dropout(0.5)), False, "cpu", batch)[0]
+    assert type(dropout) is GlobalBatchDropout and dropout.global_batch is batch
     parts = []
     for lo, hi in ((0, 7), (7, 13)):  # two processes, each from the same generator state
         torch.set_rng_state(start)
-        with _GlobalBatch(13, lo):
+        with batch.step(lo, 13):
             parts.append(dropout(x[lo:hi]))
         assert torch.equal(torch.get_rng_state(), after)
     assert torch.equal(torch.cat(parts), whole)
+    assert batch.rows is None  # outside a step (evaluation in train mode): plain dropout
+    torch.set_rng_state(start)
+    assert torch.equal(dropout(x), whole)
 
     images, index = torch.randn(13, 1, 6, 6), torch.arange(13)
     whole = BatchAugmenter("crop-flip", 2, 13, seed=1)(images, index, 0)
@@ -167,7 +172,7 @@ def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
     import torch
     import torch.distributed as tdist
 
-    from deepdive.training.distributed import layers
+    from deepdive.training.ddp.layers import CpuSyncBatchNorm
 
     torch.manual_seed(0)
     x, grad = torch.randn(12, 3, 4, 4) * 2 + 1, torch.randn(12, 3, 4, 4)
@@ -190,7 +195,7 @@ def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
     monkeypatch.setattr(tdist, "all_reduce", all_reduce)
     monkeypatch.setattr(tdist, "is_initialized", lambda: True)
     monkeypatch.setattr(tdist, "get_world_size", lambda *a: 2)
-    sync = layers()["CpuSyncBatchNorm"](3, momentum=0.4)
+    sync = CpuSyncBatchNorm(3, momentum=0.4)
     sync.load_state_dict(torch.nn.BatchNorm2d(3).state_dict())
     with torch.no_grad():
         sync.weight.copy_(reference.weight)
@@ -207,3 +212,62 @@ def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
     # γ's gradient stays this process's share: DDP adds the other's
     assert torch.allclose(sync.weight.grad + (grad[theirs] * xhat[theirs]).sum(dims), reference.weight.grad,
                           atol=1e-4)
+
+
+def test_data_parallel_training_is_composed_into_the_one_loop():
+    """No Trainer subclass anywhere in the package: a data-parallel run is the same loop holding another
+    process group, and the single-process group offers every method of the real one, with the same signature."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import deepdive
+    from deepdive.training.ddp.group import OneProcess, ProcessGroup
+    from deepdive.training.loop import Trainer
+
+    for module in pkgutil.walk_packages(deepdive.__path__, "deepdive."):
+        if module.name.startswith("deepdive.training"):
+            importlib.import_module(module.name)
+    assert Trainer.__subclasses__() == []
+
+    def methods(cls):
+        return {name: inspect.signature(member) for name, member in inspect.getmembers(cls, inspect.isfunction)
+                if not name.startswith("_")}
+
+    assert methods(OneProcess) == methods(ProcessGroup)
+    assert set(methods(OneProcess)) >= {"share", "sum", "agree", "fail", "close", "wrap", "guard"}
+    one = OneProcess()
+    assert (one.main, one.world, one.share(13), one.sum([1.5, 2.0])) == (True, 1, (0, 13), [1.5, 2.0])
+
+
+def test_process_group_shares_and_one_process_is_the_whole():
+    """Contiguous shares in rank order, the first n mod W one larger; one process takes every row of a batch
+    as it came (a streamed batch may be short of the planned size)."""
+    from deepdive.training.ddp.group import OneProcess, ProcessGroup, Rows
+
+    groups = [ProcessGroup.__new__(ProcessGroup) for _ in range(3)]
+    for rank, group in enumerate(groups):
+        group.rank, group.world = rank, 3
+    assert [g.share(13) for g in groups] == [(0, 5), (5, 9), (9, 13)]
+    assert [g.share(2) for g in groups] == [(0, 1), (1, 2), (2, 2)]
+    assert [g.rows(4, 13) for g in groups] == [Rows(0, 5, 13), Rows(5, 4, 13), Rows(9, 4, 13)]
+    assert OneProcess().rows(30, 32) == Rows(0, 30, 30)
+
+
+def test_training_modules_keep_within_the_size_limits():
+    """No module of the loop's floor over 400 lines, no function over 60."""
+    import ast
+    from pathlib import Path
+
+    import deepdive
+
+    root = Path(deepdive.__file__).parent
+    too_long = []
+    for path in [*sorted((root / "training").rglob("*.py")), root / "storage" / "read_only_run.py"]:
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{path.name}: {node.name}, {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []

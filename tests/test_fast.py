@@ -251,7 +251,7 @@ def test_streaming_fallback_matches_in_memory(cli, tmp_path, monkeypatch, caplog
     args = ["train", "--dataset", "imagefolder", "--data-dir", root, "--image-size", "8", "--model", "perceptron",
             "--epochs", "2", "-j", "0", "--json"]
     memory = cli(*args, "--out", tmp_path / "mem").json()
-    monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2000)  # a 1,000-byte limit
+    monkeypatch.setattr("deepdive.data.imagefolder.memory_limit", lambda: 1000)  # decoded data may take 1,000 bytes
     with caplog.at_level("INFO", logger="deepdive"):
         streamed = cli(*args, "--out", tmp_path / "stream").json()
     assert "streaming it from disk" in caplog.text
@@ -287,10 +287,10 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_recipes_use_bf16_only_where_the_cpu_has_it(monkeypatch, native):
-    import deepdive.training.engines
+    import deepdive.config.machine
     from deepdive.config.recipes import recipe_values
 
-    monkeypatch.setattr(deepdive.training.engines, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(deepdive.config.machine, "cpu_has_native_bf16", lambda: native)
     assert recipe_values("fast", "cpu")["amp"] is native
     assert recipe_values("sprint", "cpu")["amp"] is native
     assert recipe_values("fast", "cuda")["amp"] is True

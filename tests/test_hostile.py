@@ -324,7 +324,7 @@ def test_streaming_keeps_the_skip_and_strict_contract(cli, tmp_path, monkeypatch
     root = streaming_tree(tmp_path)
     in_memory = cli(*imagefolder_args(root, tmp_path, "mem", "--strict"))
     assert_one_line_error(in_memory, "cannot read image", "remove or replace them, or drop --strict")
-    monkeypatch.setattr("deepdive.config.machine.available_memory", lambda: 2)  # a 1-byte limit: streamed
+    monkeypatch.setattr("deepdive.data.imagefolder.memory_limit", lambda: 1)  # decoded data may take 1 byte: streamed
     for name in ("notes.txt", "cut.png"):
         streamed = cli(*imagefolder_args(root, tmp_path, f"stream-{name}", "--strict"))
         assert_one_line_error(streamed, "cannot read image", "remove or replace them, or drop --strict")
@@ -400,8 +400,8 @@ def test_a_model_json_describing_a_huge_model_allocates_nothing(cli, run, change
 def test_a_config_describing_a_huge_model_is_refused_before_building_it(cli, tmp_path, monkeypatch):
     """With 6 GiB available, simplenet on 1x2048x2048 images (537 M parameters, 8.6 GB with gradients and
     Adam's two moments) is refused: counted on the meta device, never built."""
-    from deepdive.data import imagefolder
-    monkeypatch.setattr(imagefolder, "available_memory", lambda: 6 << 30)
+    from deepdive.config import machine
+    monkeypatch.setattr(machine, "available_memory", lambda: 6 << 30)
     config = tmp_path / "big.json"
     config.write_text(json.dumps({"dataset": "synthetic", "synthetic": {"shape": [1, 2048, 2048], "classes": 2,
                                                                          "train": 2, "test": 2}}))

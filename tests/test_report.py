@@ -54,7 +54,7 @@ def test_confusion_matrix_and_per_class_agree_with_evaluation(cli, tmp_path):
 
 def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path, caplog):
     """A line every --log-every seconds of the run's clock (injected: 1 s a step), with the bar's figures."""
-    from deepdive.cli import parse_train_flags
+    from deepdive.commands.train_flags import parse_train_flags
     from deepdive.config.resolve import resolve_config
     from deepdive.training.setup import run_training
     from test_fast import StepClock

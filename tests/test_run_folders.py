@@ -178,7 +178,7 @@ def test_interrupt_before_the_new_runs_first_epoch_puts_the_old_run_back(tmp_pat
     from deepdive.config.resolve import resolve_config
     from deepdive.errors import Interrupted
     from deepdive.training.setup import run_training
-    from deepdive.cli import parse_train_flags
+    from deepdive.commands.train_flags import parse_train_flags
 
     run = tmp_path / "run"
     run_training(resolve_config(parse_train_flags([*SYNTH, "--epochs", "1", "--out", str(run)])))

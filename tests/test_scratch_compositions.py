@@ -2,10 +2,10 @@
 Add, Mul, Pow, Sum, Index and LogSoftmax. Their gradients are checked against finite differences
 (``scratch.gradcheck``) and against PyTorch in float64; their dtypes against PyTorch's."""
 import ast
+import importlib
 import inspect
 import pathlib
 import pkgutil
-import importlib
 
 import numpy as np
 import pytest
@@ -111,11 +111,12 @@ def test_the_constants_are_the_identities():
     np.testing.assert_array_equal(scaled, mask / 0.75)
 
 
-def test_mul_computes_no_gradient_for_a_constant():
+def test_mul_computes_no_gradient_for_a_constant_and_keeps_only_the_constant():
     ctx = Context()
     ctx.needs_input_grad = (True, False)
     a, b, g = rand(3), rand(3, seed=1), rand(3, seed=2)
-    ctx.save_for_backward(a, b)
+    np.testing.assert_array_equal(ops.Mul.forward(ctx, a, b), a * b)
+    assert ctx.saved[0] is b and ctx.saved[1] is None  # a, the variable, is not kept for the constant's sake
     ga, gb = ops.Mul.backward(ctx, g)
     assert gb is None
     np.testing.assert_array_equal(ga, g * b)

@@ -29,7 +29,7 @@ def read_events(folder):
 
 
 def write_two_epochs(run_dir, model, engine_name, example_input=None):
-    tb = open_writer(run_dir, model, engine_name, example_input)
+    tb = open_writer(run_dir, model, engine_name == "torch", example_input)  # (the engines' `traceable`)
     for epoch in (1, 2):
         tb.epoch(epoch, RECORDS[epoch], LRS[epoch], model)
     tb.close()
@@ -108,7 +108,7 @@ def test_scratch_engine_histograms_without_graph(tmp_path):
 def test_missing_tensorboard_is_one_line_with_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an absent package looks like
     with pytest.raises(UserError) as raised:
-        open_writer(tmp_path, torch.nn.Linear(2, 2), "torch")
+        open_writer(tmp_path, torch.nn.Linear(2, 2), True)
     message = str(raised.value)
     assert "pip install" in message and "tensorboard" in message and "\n" not in message
     assert not (tmp_path / "tensorboard").exists()

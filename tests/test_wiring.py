@@ -27,7 +27,7 @@ STEPS = 4
 
 
 def flags_of(*argv):
-    from deepdive.cli import parse_train_flags
+    from deepdive.commands.train_flags import parse_train_flags
     return parse_train_flags([str(a) for a in argv])
 
 

@@ -24,8 +24,7 @@ class WriteFailed(RunFailed):
 
     def __init__(self, path: str | Path, cause: BaseException):
         self.path = Path(path)
-        reason = getattr(cause, "strerror", None) or str(cause).strip().splitlines()[0:1] or [type(cause).__name__]
-        self.reason = reason if isinstance(reason, str) else reason[0]
+        self.reason = getattr(cause, "strerror", None) or first_line(cause, None)
         super().__init__(f"writing {self.path} failed ({self.reason[:200]}; {free_space(self.path.parent)} free "
                          "there): free disk space or choose another --out")
 
@@ -49,3 +48,10 @@ class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(f"interrupted by signal {signum}")
         self.signum = signum
+
+
+def first_line(exc: BaseException, limit: int | None = 160) -> str:
+    """What a library's exception says, as one short line for an error message: its first line (its type's
+    name when it says nothing), cut at ``limit`` characters."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line if limit is None else line[:limit]

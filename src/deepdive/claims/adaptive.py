@@ -134,6 +134,7 @@ def adadelta_scale(fast: bool = False, seed: int = 0) -> Result:
     tol = 1e-3  # of the starting gap f(w₀) − f*
 
     def run(name: str, scale: float):
+        """Steps to the tolerance (None if never) and the gap's path, for one optimizer at one loss scale."""
         w = Tensor(np.zeros(d), requires_grad=True)
         opt = optim.SGD([w], lr=sgd_lr) if name == "sgd" else optim.Adadelta([w], lr=1.0)
         gaps = []
@@ -150,6 +151,18 @@ def adadelta_scale(fast: bool = False, seed: int = 0) -> Result:
         reached = next((i + 1 for i, g in enumerate(gaps) if g <= tol), None)
         return reached, np.array(gaps)
 
+    rows, curves = _runs_over_scales(run, scales, x, n, y)
+    ada, sgd, numbers, verdict, explanation = _adadelta_verdict(rows, sgd_lr, tol)
+    setup = {"loss": "scale × (1/2n)‖Xw − y‖², n = 100, d = 4", "scales": list(scales),
+             "adadelta": "lr 1.0, ρ 0.9, ε 1e-6 (torch's defaults)", "sgd_lr": f"1/λ_max at scale 1 = {sgd_lr:.3f}",
+             "max_steps": max_steps,
+             "tolerance": "f − f* ≤ 1e-3 of the start"}
+    return Result(setup, numbers, verdict, explanation, f"Adadelta converged at {len(ada)}/{len(rows)} scales, "
+                  f"SGD at {len(sgd)}/{len(rows)}", {"curves": curves, "scales": scales})
+
+
+def _runs_over_scales(run, scales, x, n, y) -> tuple[list[dict], dict]:
+    """Both optimizers at every loss scale: a row of steps and divergence per scale, the curves for the plot."""
     rows, curves = [], {}
     for scale in scales:
         row = {"scale": scale, "first_gradient_norm": float(np.linalg.norm(scale * x.T @ (-y) / n))}
@@ -159,6 +172,11 @@ def adadelta_scale(fast: bool = False, seed: int = 0) -> Result:
             row[f"{name}_diverged"] = bool(not np.isfinite(gaps[-1]) or gaps[-1] > 1e6)
             curves[(name, scale)] = gaps
         rows.append(row)
+    return rows, curves
+
+
+def _adadelta_verdict(rows: list[dict], sgd_lr: float, tol: float):
+    """Where each optimizer converged, the verdict and its explanation."""
     ada = [r for r in rows if r["adadelta_steps"] is not None]
     sgd = [r for r in rows if r["sgd_steps"] is not None]
     numbers = {"rows": rows, "sgd_lr": float(sgd_lr), "tolerance": tol,
@@ -179,12 +197,7 @@ def adadelta_scale(fast: bool = False, seed: int = 0) -> Result:
     if missed:
         explanation += (f"; Adadelta missed at {_scales(missed)}, where gradients "
                         f"(~{missed[0]['first_gradient_norm']:.0e}) are not large against √ε = 1e-3")
-    setup = {"loss": "scale × (1/2n)‖Xw − y‖², n = 100, d = 4", "scales": list(scales),
-             "adadelta": "lr 1.0, ρ 0.9, ε 1e-6 (torch's defaults)", "sgd_lr": f"1/λ_max at scale 1 = {sgd_lr:.3f}",
-             "max_steps": max_steps,
-             "tolerance": "f − f* ≤ 1e-3 of the start"}
-    return Result(setup, numbers, verdict, explanation, f"Adadelta converged at {len(ada)}/{len(rows)} scales, "
-                  f"SGD at {len(sgd)}/{len(rows)}", {"curves": curves, "scales": scales})
+    return ada, sgd, numbers, verdict, explanation
 
 
 def _scales(rows) -> str:

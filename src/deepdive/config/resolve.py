@@ -18,7 +18,7 @@ from pathlib import Path
 from deepdive.config.names import DEFAULT_LR
 from deepdive.config.recipes import RECIPES, recipe_values
 from deepdive.config.train_config import EXCLUSIVE, NOT_ALTERING, TrainConfig
-from deepdive.config.validation import _choice
+from deepdive.config.validation import check_choice
 from deepdive.errors import UserError
 
 def resolve_config(flags: dict, file_values: dict | None = None) -> TrainConfig:
@@ -34,7 +34,7 @@ def resolve_config(flags: dict, file_values: dict | None = None) -> TrainConfig:
     recipe = flags.get("recipe", file_values.get("recipe"))
     layers = []
     if recipe is not None:
-        _choice("recipe", recipe, RECIPES)
+        check_choice("recipe", recipe, RECIPES)
         layers.append(recipe_values(recipe, flags.get("device", file_values.get("device", "auto"))))
     layers += [_lr_follows_optimizer(file_values, flags), flags]
     values: dict = {}

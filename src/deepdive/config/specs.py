@@ -15,6 +15,27 @@ from dataclasses import dataclass, field
 from deepdive.config.names import did_you_mean
 from deepdive.errors import UserError
 
+@dataclass(frozen=True)
+class EngineSpec:
+    """What an engine can do, so that generic code asks the spec instead of testing the engine's name."""
+    description: str
+    refuses: dict = field(default_factory=dict)  # options it does not implement: name -> the value that is "off"
+    every_model: bool = True  # False: only models without torch-only layers (ModelSpec.torch_only)
+    distributed: bool = True  # trains under torchrun + DDP
+    note: str = ""  # shown beside a model's name in tables ("" for the default engine)
+
+
+ENGINE_SPECS: dict[str, EngineSpec] = {
+    "torch": EngineSpec("PyTorch, on the CPU or CUDA"),
+    "scratch": EngineSpec("deepdive.scratch, the from-scratch NumPy engine (CPU)",
+                          # refused by name, never silently ignored
+                          refuses={"ema": None, "augment": "none", "tta": "none", "amp": False, "compile": False,
+                                   "channels_last": None, "init_from": None, "freeze_backbone": False,
+                                   "head_lr": None, "sync_bn": False},
+                          every_model=False, distributed=False, note=" (scratch)"),
+}
+ENGINES = tuple(ENGINE_SPECS)
+
 SOURCES = {"tv": "torchvision", "timm": "timm"}
 TIMM_HINT = "timm models need the timm extra: pip install 'deepdive[timm]'"
 
@@ -33,15 +54,16 @@ class ModelSpec:
     small: bool = False  # steps take microseconds: a second CPU thread only adds synchronisation (bench/threads.py)
     named: bool = False  # build() takes the model's full name (the tv:/timm: adapter builds many architectures)
     pretrained: bool = False  # accepts --pretrained / --weights FILE (models/external.py)
+    example_input: tuple | None = None  # (C, H, W) the teaching commands feed it (parity, graph): the article's data
 
 
 MODELS_SPECS: dict[str, ModelSpec] = {
     "perceptron": ModelSpec("the article's perceptron f(x, w) = w^T x: one linear layer (a linear classifier)",
-                            "perceptron", small=True),
+                            "perceptron", small=True, example_input=(1, 28, 28)),
     "simplenet": ModelSpec("the article's MLP SimpleNet: flatten -> 128 -> 64 -> classes, ReLU", "mlp",
-                           article_exact=True, small=True),
+                           article_exact=True, small=True, example_input=(1, 28, 28)),
     "article-cnn": ModelSpec("the article's CNN Net: 4 convs 3x3 (64,128,128,64), global avg pool, 64->32->classes, "
-                             "dropout 0.5", "article_cnn", min_size=9),  # four unpadded 3x3 convs
+                             "dropout 0.5", "article_cnn", min_size=9, example_input=(3, 32, 32)),  # four unpadded 3x3 convs
     "fastnet": ModelSpec("fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init "
                          "(torch only)", "fastnet", torch_only=True, min_size=9, channels_last=True,
                          config_options=("widths", "whiten"), init_from_data="init_whitening",
@@ -51,6 +73,12 @@ MODELS = {name: spec.description for name, spec in MODELS_SPECS.items()}
 EXTERNAL = {"tv:<name>": "any torchvision classification model, e.g. tv:resnet18, tv:mobilenet_v3_small "
                          "(--small-input, --pretrained; `deepdive list --external` names them)",
             "timm:<name>": "any timm model, e.g. timm:resnet18 (pip install 'deepdive[timm]')"}
+
+
+def scratch_models() -> dict[str, tuple]:
+    """The models both engines run (the scratch engine lacks BatchNorm, GELU), with the input the teaching
+    commands feed them: ``deepdive parity`` and ``deepdive graph`` offer exactly these."""
+    return {name: s.example_input for name, s in MODELS_SPECS.items() if not s.torch_only}
 
 
 def spec(name: str) -> ModelSpec:

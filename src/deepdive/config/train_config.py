@@ -1,13 +1,7 @@
-"""TrainConfig and the ONE place where a run's configuration is resolved.
+"""``TrainConfig``: every option of a run, its default, and its check on construction (config/validation.py).
 
-``resolve_config`` layers, lowest first:
-
-    defaults  <  recipe (--recipe)  <  --config FILE  <  flags given
-
-and ``resolve_resume`` replaces all of these by the run's stored config.json,
-refusing any flag that differs unless ``--force`` (which then wins). Everything
-below reads the resulting ``TrainConfig``; its resolved form is written into
-every run folder, so ``deepdive train --config RUN/config.json`` repeats the run.
+It is resolved once (config/resolve.py: defaults < recipe < --config < flags < resume), written into every run
+folder as config.json, and read by everything below the command line; nothing else holds run options.
 """
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepdive.config.names import DEFAULT_LR, did_you_mean
+from deepdive.config.validation import validate
 from deepdive.errors import UserError
 
 NOT_ALTERING = {"data_dir", "threads", "figures", "svg", "log_every",  # where the data is, cores, what is shown,
@@ -103,7 +98,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        from deepdive.config.validation import validate  # (the checks need this class's fields, not the class)
+        """Every value in range, every name known (config/validation.py), or one line naming the fix."""
         validate(self)
 
     def warmup_fraction(self) -> float:

@@ -17,7 +17,7 @@ import torch
 
 from deepdive.data.pipeline import Split
 from deepdive.data.safe_pickle import RefusedPickle, load_cifar_pickle
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 log = logging.getLogger("deepdive")
 
@@ -90,7 +90,7 @@ def _download(root: Path) -> None:
     try:
         download_and_extract_archive(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
     except Exception as exc:  # network errors come in many types; all mean the same to the user
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc, None)
         raise UserError(f"could not download CIFAR-10 from {URL} ({reason}): put a copy of {FOLDER}/ "
                         f"in {root}, or build one with make_cifar10.py") from None
     finally:
@@ -112,7 +112,7 @@ def _parse_batch(raw: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     except RefusedPickle as exc:
         raise UserError(f"refused to load {path}: {exc}; replace it with a genuine CIFAR-10 file") from None
     except Exception as exc:
-        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        detail = first_line(exc, 100)
         raise UserError(f"CIFAR-10 file {path} is truncated or corrupt ({detail}): "
                         "replace it with a good copy") from None
     data = _field(batch, "data") if isinstance(batch, dict) else None

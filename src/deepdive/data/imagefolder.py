@@ -27,10 +27,7 @@ lines of Python warning.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,8 +76,6 @@ def load_imagefolder_layout(data_dir: str | Path, image_size: int, strict: bool 
     Decoded splits go through the dataset cache, keyed on ``resize_mode`` too. A folder whose decoded size
     (estimated from the file count before decoding) exceeds ``memory_limit()`` is streamed from disk instead.
     """
-    from deepdive.data.cache import cached
-
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist: give a folder holding train/<class>/ and "
@@ -94,48 +89,17 @@ def load_imagefolder_layout(data_dir: str | Path, image_size: int, strict: bool 
             files[role] = _scan(folders[role], classes)[0]
     if test_only:  # the reported split only: test/ (or val/ standing in for it), or the whole single folder
         files = {"test": files["test" if "test" in files else "all"]}
+    decode = dict(image_size=image_size, strict=strict, max_bytes=max_bytes, resize_mode=resize_mode)
     needed = sum(len(f) for f in files.values()) * 3 * image_size * image_size
     if needed > memory_limit() and not test_only:
-        from deepdive.data.streaming import StreamingSplit
         log.info("image folder %s needs ~%.1f GB decoded, more than the %.1f GB allowed: streaming it from disk "
                  "with %d DataLoader workers (-j)", root, needed / 1e9, memory_limit() / 1e9, workers)
-        counts: Counter = Counter()
-
-        def stream(role):
-            kept, kinds = _readable_headers(files[role], strict, classes, max_bytes, role in ("train", "all"))
-            counts.update(kinds)
-            return StreamingSplit([p for p, _ in kept], torch.tensor([c for _, c in kept]), image_size, workers,
-                                  strict, max_bytes, resize_mode)
-        splits = {role: stream(role) for role in files}
+        splits, counts = _streamed(files, classes, workers, **decode)
     else:
-        def build():
-            decoded = {role: _decode(fs, image_size, strict, classes, max_bytes, resize_mode,
-                                     require_every_class=role in ("train", "all")) for role, fs in files.items()}
-            empty = Split(torch.empty((0, 3, image_size, image_size), dtype=torch.uint8),
-                          torch.empty(0, dtype=torch.int64))
-            first_split = decoded[first][0] if first in decoded else empty
-            test = decoded["test"][0] if "test" in decoded else empty
-            kinds = sum((c for _, c in decoded.values()), Counter())
-            extras = {"converted": dict(kinds)}
-            if "val" in decoded:
-                extras["val"] = decoded["val"][0]
-            return first_split, test, classes, extras
-
-        if test_only:
-            built = build()
-        else:
-            params = {"image_size": image_size, "strict": strict, "max_bytes": max_bytes, "resize_mode": resize_mode,
-                      "layout": sorted((role, folder.name) for role, folder in folders.items())}
-            built = cached("imagefolder", [p for fs in files.values() for p, _ in fs], root, params, build,
-                           max_bytes=max_bytes)
-        first_split, test, classes = built[:3]
-        extras = built[3] if len(built) > 3 else {}
-        splits = {first: first_split, "test": test, **({"val": extras["val"]} if "val" in extras else {})}
-        counts = Counter(extras.get("converted", {}))
+        splits, counts, classes = _decoded(root, folders, files, first, classes, test_only, **decode)
     _say_converted(counts)
     if test_only:
-        empty = Split(torch.empty((0, 3, image_size, image_size), dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
-        return FolderData(empty, splits["test"], classes, None, source)
+        return FolderData(_empty(image_size), splits["test"], classes, None, source)
     if first == "all":
         train, test = stratified_split(splits["all"], val_split, seed + 2)
         log.info("image folder %s: one folder of class folders; --val-split %g holds out %d of its %d images "
@@ -144,6 +108,54 @@ def load_imagefolder_layout(data_dir: str | Path, image_size: int, strict: bool 
         return FolderData(train, test, classes, None, source)
     _say_layout(root, source)
     return FolderData(splits["train"], splits["test"], classes, splits.get("val"), source)
+
+
+def _empty(image_size: int) -> Split:
+    return Split(torch.empty((0, 3, image_size, image_size), dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
+
+
+def _streamed(files: dict, classes: list[str], workers: int, image_size: int, strict: bool, max_bytes: int,
+              resize_mode: str) -> tuple[dict, Counter]:
+    """Each split as a ``StreamingSplit`` over its readable files (headers checked now, pixels per batch)."""
+    from deepdive.data.streaming import StreamingSplit
+
+    counts: Counter = Counter()
+
+    def stream(role):
+        kept, kinds = _readable_headers(files[role], strict, classes, max_bytes, role in ("train", "all"))
+        counts.update(kinds)
+        return StreamingSplit([p for p, _ in kept], torch.tensor([c for _, c in kept]), image_size, workers,
+                              strict, max_bytes, resize_mode)
+    return {role: stream(role) for role in files}, counts
+
+
+def _decoded(root: Path, folders: dict, files: dict, first: str, classes: list[str], test_only: bool,
+             image_size: int, strict: bool, max_bytes: int, resize_mode: str) -> tuple[dict, Counter, list[str]]:
+    """Each split decoded into memory, through the dataset cache (not for a test-only read)."""
+    from deepdive.data.cache import cached
+
+    def build():
+        decoded = {role: _decode(fs, image_size, strict, classes, max_bytes, resize_mode,
+                                 require_every_class=role in ("train", "all")) for role, fs in files.items()}
+        first_split = decoded[first][0] if first in decoded else _empty(image_size)
+        test = decoded["test"][0] if "test" in decoded else _empty(image_size)
+        kinds = sum((c for _, c in decoded.values()), Counter())
+        extras = {"converted": dict(kinds)}
+        if "val" in decoded:
+            extras["val"] = decoded["val"][0]
+        return first_split, test, classes, extras
+
+    if test_only:
+        built = build()
+    else:
+        params = {"image_size": image_size, "strict": strict, "max_bytes": max_bytes, "resize_mode": resize_mode,
+                  "layout": sorted((role, folder.name) for role, folder in folders.items())}
+        built = cached("imagefolder", [p for fs in files.values() for p, _ in fs], root, params, build,
+                       max_bytes=max_bytes)
+    first_split, test, classes = built[:3]  # (the cached class names: the same files give the same)
+    extras = built[3] if len(built) > 3 else {}
+    splits = {first: first_split, "test": test, **({"val": extras["val"]} if "val" in extras else {})}
+    return splits, Counter(extras.get("converted", {})), classes
 
 
 def _layout(root: Path, val_split: float | None, test_only: bool) -> tuple[dict[str, Path], dict]:

@@ -128,19 +128,31 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     return split.subset(keep_idx), split.subset(held_idx)
 
 
-class Normalizer:
-    """uint8 batch -> float32 ``(x / 255 - mean) / std``, done on whole batches."""
+def per_channel(mean, std, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) with one value per channel: a one-value pair (grey statistics) is broadcast to every one."""
+    mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    if len(mean) == 1 and len(std) == 1:
+        mean, std = mean * channels, std * channels
+    if len(mean) != channels or len(std) != channels:
+        raise UserError(f"normalization has {len(mean)} channels but the images have {channels}: "
+                        "use a model trained on images with the same number of channels")
+    return mean, std
+
+
+class Normalizer(torch.nn.Module):
+    """uint8 batch -> float32 ``(x / 255 - mean) / std``, done on whole batches.
+
+    The one normalization of deepdive: the loop's engines, the predictor and the exported model (a module,
+    so ``deepdive export`` traces this very code) all call it. A one-value mean/std (grey statistics) is
+    broadcast to every channel."""
 
     def __init__(self, mean, std, channels: int):
-        if len(mean) == 1:
-            mean, std = tuple(mean) * channels, tuple(std) * channels
-        if len(mean) != channels or len(std) != channels:
-            raise UserError(f"normalization has {len(mean)} channels but the images have {channels}: "
-                            "use a model trained on images with the same number of channels")
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        super().__init__()
+        mean, std = per_channel(mean, std, channels)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         mean, std = self.mean.to(images.device), self.std.to(images.device)
         return (images.to(torch.float32).div_(255.0) - mean) / std
 

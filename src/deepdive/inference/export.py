@@ -19,10 +19,9 @@ torch from its weights (the families are written once for both engines; ``api.Pr
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
-from deepdive.errors import RunFailed, UserError
+from deepdive.errors import RunFailed, UserError, first_line
 
 # format -> (default file name in the run folder, accepted suffixes of --out)
 FORMATS = {"onnx": ("model.onnx", (".onnx",)), "torchscript": ("model.ts", (".ts", ".pt")),
@@ -32,31 +31,6 @@ TRACE_BATCH, CHECK_BATCH = 2, 3  # checked on another batch size than traced: th
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 ONNX_INSTALL = "pip install 'deepdive[onnx]'"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-
-
-def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--format", required=True, choices=list(FORMATS),
-                   help=f"onnx ({ONNX_INSTALL}), torchscript or exported-program (torch.export)")
-    p.add_argument("--out", metavar="FILE", help="default RUN/model.onnx, RUN/model.ts or RUN/model.pt2; "
-                   "FILE.json describes its input and output")
-    p.add_argument("--json", action="store_true", help="the result as one JSON object on stdout")
-
-
-def run(args) -> int:
-    from deepdive.cli import strict_json
-    from deepdive.training.threads import set_threads
-
-    set_threads(None)
-    result = export_run(args.run_dir, args.format, args.out)
-    line = difference_line(result["max_abs_difference"], result["tolerance"])
-    if args.json:
-        print(line, file=sys.stderr)
-        print(strict_json(result))
-        return 0
-    print(f"wrote {result['file']} ({args.format}: uint8 NCHW pixels in, logits out; see {result['side_file']})")
-    print(line)
-    return 0
 
 
 def difference_line(difference: float, tolerance: float) -> str:
@@ -88,7 +62,7 @@ def export_run(run_dir, fmt: str, out=None) -> dict:
     try:
         got = RUNNERS[fmt](data, check_input)
     except Exception as exc:  # noqa: BLE001 - whatever the runtime refuses, the file is not kept
-        raise RunFailed(f"the exported {fmt} file does not run ({_first_line(exc)}): nothing was written") from None
+        raise RunFailed(f"the exported {fmt} file does not run ({first_line(exc, 200)}): nothing was written") from None
     difference = float((got.float() - reference).abs().max()) if got.shape == reference.shape else float("inf")
     if not difference <= TOLERANCE:  # NaN too
         raise RunFailed(f"{difference_line(difference, TOLERANCE)} exceeds the tolerance: {out} was not written "
@@ -158,21 +132,20 @@ def export_module(predictor):
 
     import torch
 
+    from deepdive.data.pipeline import Normalizer
     from deepdive.training.evaluation import tta_logits
 
     class Preprocessed(torch.nn.Module):
-        def __init__(self, model, mean, std, tta: str):
+        def __init__(self, model, normalize, tta: str):
             super().__init__()
-            self.model, self.tta = model, tta
-            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+            self.model, self.normalize, self.tta = model, normalize, tta
 
         def forward(self, images):
-            x = (images.to(torch.float32) / 255.0 - self.mean) / self.std  # the pipeline's Normalizer
-            return tta_logits(self.model, x, self.tta).float()
+            return tta_logits(self.model, self.normalize(images), self.tta).float()
 
     model = copy.deepcopy(predictor.model).cpu().float().to(memory_format=torch.contiguous_format).eval()
-    return Preprocessed(model, predictor.mean, predictor.std, predictor.tta).eval()
+    normalize = Normalizer(predictor.mean, predictor.std, predictor.input_shape[0])
+    return Preprocessed(model, normalize, predictor.tta).eval()
 
 
 def sample_images(shape):
@@ -192,7 +165,7 @@ def _produce(fmt: str, module, trace_input, predictor) -> bytes:
             warnings.simplefilter("ignore")
             return EXPORTERS[fmt](module, trace_input)
     except Exception as exc:  # noqa: BLE001 - an operator the format lacks, ...
-        raise RunFailed(f"exporting {predictor.info['model']} to {fmt} failed ({_first_line(exc)}): "
+        raise RunFailed(f"exporting {predictor.info['model']} to {fmt} failed ({first_line(exc, 200)}): "
                         "try another --format") from None
 
 
@@ -285,5 +258,3 @@ def describe(predictor, fmt: str, out: Path, difference: float) -> dict:
     }
 
 
-def _first_line(exc: BaseException) -> str:
-    return ((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:200]

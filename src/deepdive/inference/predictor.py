@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 ACCEPTED = ("uint8 images: a torch tensor (N, C, H, W) or (C, H, W) (channels first); a NumPy array (N, H, W, C), "
             "(H, W, C), (H, W) or (N, H, W) grey (channels last); a PIL image; a file path; or a list of these")
@@ -121,17 +121,16 @@ class Predictor:
         self.info = info
         self.classes: list[str] = list(info["classes"])
         self.input_shape: tuple[int, int, int] = tuple(int(v) for v in info["input_shape"])  # type: ignore
-        channels = self.input_shape[0]
-        self.mean = tuple(float(v) for v in info["mean"]) * (channels if len(info["mean"]) == 1 else 1)
-        self.std = tuple(float(v) for v in info["std"]) * (channels if len(info["std"]) == 1 else 1)
+        from deepdive.data.pipeline import per_channel
+        self.mean, self.std = per_channel(info["mean"], info["std"], self.input_shape[0])
         self.settings = settings  # loading.MODEL_SETTINGS: options, engine, tta, amp, ema
         self.tta: str = settings["tta"]
-        self.amp: bool = bool(engine.amp) if engine.name == "torch" else False
+        self.amp: bool = bool(engine.amp)
         self.ema: bool = settings["ema"]
         self.resize_mode: str = info.get("resize_mode", "squash")  # runs before --resize-mode squashed
         self.engine, self.net = engine, net
         self.batch_size: int = engine.eval_batch_size  # evaluate's batches: the same images, the same numbers
-        self._torch_model = net if engine.name == "torch" else None
+        self._torch_model = engine.torch_module(net)  # None for a scratch-engine run: rebuilt on first use
 
     def __repr__(self) -> str:
         return (f"Predictor({str(self.path)!r}: {self.info['model']} on {'x'.join(map(str, self.input_shape))} "
@@ -178,9 +177,7 @@ class Predictor:
         engine = self.engine
         with evaluation(self.net), engine.no_grad(), engine.autocast():
             logits = tta_logits(self.net, engine.inputs(batch), self.tta)
-        if engine.name == "scratch":
-            return torch.as_tensor(np.asarray(logits.data, dtype=np.float32))
-        return logits.float().cpu()
+        return engine.cpu_logits(logits)
 
     # -- images in -----------------------------------------------------------------------------------------
     def to_batch(self, images) -> "torch.Tensor":  # noqa: F821
@@ -335,7 +332,7 @@ class Predictor:
         try:
             model.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items()})
         except (RuntimeError, KeyError) as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            detail = first_line(exc, 160)
             raise UserError(f"the {name} model of this scratch-engine run cannot be rebuilt on torch ({detail}): "
                             "use `deepdive.load(run).predict` or the scratch engine") from None
         return model.eval()

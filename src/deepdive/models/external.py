@@ -26,7 +26,7 @@ import socket
 from pathlib import Path
 
 from deepdive.config.specs import SOURCES, TIMM_HINT, available, split_name  # noqa: F401
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 log = logging.getLogger("deepdive")
 
@@ -230,7 +230,7 @@ def _download(url: str, target: Path, what: str, fix: str) -> None:
             torch.hub.download_url_to_file(url, str(target), digest.group(1) if digest else None, progress=True)
             return
         except Exception as exc:  # noqa: BLE001 - a refused, cut or corrupted download is one line
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            why = first_line(exc, 120)
         finally:
             socket.setdefaulttimeout(previous)
     raise UserError(f"cannot download {what} ({why}): {fix}")
@@ -261,7 +261,7 @@ def _timm_pretrained(arch: str, download: bool) -> tuple[dict, str]:
     try:
         path = hf_hub_download(repo, "model.safetensors")
     except Exception as exc:  # noqa: BLE001 - huggingface_hub raises its own error types
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        detail = first_line(exc, 120)
         raise UserError(f"cannot download timm's pretrained weights of {arch} ({detail}): {fix}") from None
     return read_weights_file(path, f"the weights of timm:{arch}"), path
 
@@ -285,7 +285,7 @@ def read_weights_file(path: str | Path, what: str = "--weights") -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        detail = first_line(exc, 120)
         raise UserError(f"{what} {path} is not a safetensors or weights-only torch file ({detail}): give the "
                         "file torchvision or timm publishes") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -299,7 +299,7 @@ def load_pretrained(model, name: str, weights_file: str | None, download: bool) 
     """Load ``name``'s pretrained weights into the wrapped library model (``model.net``): every tensor whose
     name and shape match; the classifier head stays freshly initialised when the classes differ, and so does
     a first convolution that --small-input or the channel count replaced. Returns a one-line account."""
-    from deepdive.training.finetune import transfer_weights
+    from deepdive.models.transfer import transfer_weights
 
     state, origin = pretrained_state(name, weights_file, download)
     prefixed = {f"net.{k}": v for k, v in state.items()}

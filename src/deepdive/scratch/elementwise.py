@@ -30,19 +30,20 @@ class Mul(Function):
     """y = a · b;  ∂L/∂a = g · b, ∂L/∂b = g · a.
 
     A factor that needs no gradient (a constant such as −1, 1/n or a dropout
-    mask) gets none computed: multiplying by a constant costs one product back.
+    mask) gets none computed, and the other factor is not kept for it: a
+    product with a constant keeps just the constant and costs one product back.
     """
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.save_for_backward(b if need_a else None, a if need_b else None)
         return a * b
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
-        need_a, need_b = ctx.needs_input_grad
-        return (g * b if need_a else None), (g * a if need_b else None)
+        b, a = ctx.saved  # b for ∂L/∂a, a for ∂L/∂b; None where that gradient is not needed
+        return (None if b is None else g * b), (None if a is None else g * a)
 
 
 class Pow(Function):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from deepdive.config.config_schema import config_schema
-from deepdive.config.names import ENGINES, MAX_CLASSES, TTA_MODES
+from deepdive.config.names import MAX_CLASSES, TTA_MODES
+from deepdive.config.specs import ENGINES
 from deepdive.config.schema import Check, Count, Fields, ListOf, MapOf, Opt, Positive, Shape, Tensor, check
 from deepdive.config.specs import MODELS, spec as model_spec, split_name
 

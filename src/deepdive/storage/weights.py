@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from deepdive.storage.atomic import write_atomic
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 
 def save_weights(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
@@ -32,7 +32,7 @@ def stored_numbers(path: str | Path) -> int:
         with safe_open(str(path), framework="numpy") as f:
             return sum(int(np.prod(f.get_slice(k).get_shape(), dtype=object)) for k in f.keys())
     except (SafetensorError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        detail = first_line(exc, 120)
         raise UserError(f"{path} is not a readable safetensors file ({detail}): retrain or restore the run "
                         "folder") from None
 
@@ -50,7 +50,7 @@ def load_weights(path: str | Path, expected: dict[str, tuple] | None = None) -> 
     except (SafetensorError, OSError, ValueError, TypeError, KeyError, AttributeError, MemoryError,
             OverflowError) as exc:
         # TypeError, AttributeError: a dtype NumPy lacks (BF16, F8_*); the Rust reader checks declared sizes against the file
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        detail = first_line(exc, 120)
         raise UserError(f"{path} is not a readable safetensors file of NumPy dtypes ({detail}): retrain or "
                         "restore the run folder") from None
     odd = sorted(name for name, array in arrays.items() if array.dtype.kind not in "fiub")

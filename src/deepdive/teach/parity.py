@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepdive.config.specs import scratch_models
+
 TOLERANCE = {"float64": 1e-6}  # max relative difference allowed per tensor
 # float32: scratch's error against the float64 reference may be up to 4x torch float32's own error,
 # and never fails below 1e-3 relative (a single ReLU whose input rounds to the other sign moves
 # early-layer gradients by ~4e-4 relative: rounding, not a wrong formula).
 FLOAT32_FACTOR, FLOAT32_FLOOR = 4.0, 1e-3
-INPUT_SHAPES = {"simplenet": (1, 28, 28), "article-cnn": (3, 32, 32), "perceptron": (1, 28, 28)}
 
 
 @dataclass
@@ -139,7 +140,7 @@ def run_parity(model_name: str = "simplenet", steps: int = 20, optimizer: str = 
     from deepdive.training.optim import build_optimizer
 
     np_dtype = np.float64 if dtype == "float64" else np.float32
-    shape = tuple(input_shape or INPUT_SHAPES[model_name])
+    shape = tuple(input_shape or scratch_models()[model_name])
     from deepdive.config.names import DEFAULT_LR
     lr = lr if lr is not None else DEFAULT_LR[optimizer]  # the optimizer's own default, as `deepdive train`
     torch.manual_seed(seed)
@@ -162,6 +163,12 @@ def run_parity(model_name: str = "simplenet", steps: int = 20, optimizer: str = 
     t_side = torch_side(np_dtype)
     reference = torch_side(np.float64) if np_dtype == np.float32 else None
 
+    return _step_together(scratch_side, t_side, reference, steps, batch_size, shape, num_classes, np_dtype, seed)
+
+
+def _step_together(scratch_side, t_side, reference, steps: int, batch_size: int, shape: tuple, num_classes: int,
+                   np_dtype, seed: int) -> list[StepDiff]:
+    """Every step: the same batch through each side, then loss, gradients and updated weights compared."""
     data = np.random.default_rng(seed + 1)
     report = []
     for step in range(1, steps + 1):

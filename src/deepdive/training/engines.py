@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from deepdive.config.machine import cpu_has_native_bf16  # noqa: F401  (recipes and --amp ask it)
 from deepdive.errors import UserError
 
 
@@ -55,6 +54,7 @@ def resolve_device(requested: str) -> str:
 class TorchEngine:
     name = "torch"
     eval_batch_size = 500
+    traceable = True  # the model is a torch graph TensorBoard can trace
 
     def __init__(self, device: str = "cpu", normalizer=None, channels_last: bool = False, amp: bool = False):
         import torch
@@ -67,6 +67,15 @@ class TorchEngine:
         self.normalizer = normalizer
         self.channels_last = channels_last
         self.amp = amp  # bf16 autocast (on a CPU, worth it only with native bf16: see cpu_has_native_bf16)
+
+    def cpu_logits(self, logits):
+        """Logits as a float32 torch tensor on the CPU, whatever computed them (the predictor's and the
+        figures' common currency)."""
+        return logits.float().cpu()
+
+    def torch_module(self, model):
+        """``model`` as a ``torch.nn.Module`` (this engine's models are), for export and ``Predictor.model``."""
+        return model
 
     def build(self, model):
         model = model.to(self.device)
@@ -132,6 +141,8 @@ class ScratchEngine:
     name = "scratch"
     eval_batch_size = 100  # im2col matrices grow with the batch: keep evaluation's memory modest
     device = "cpu"
+    amp = False  # no bf16 autocast here
+    traceable = False  # no torch graph to trace (TensorBoard's model graph)
 
     def __init__(self, normalizer=None, dtype=np.float32):
         import deepdive.scratch as scratch
@@ -148,6 +159,16 @@ class ScratchEngine:
 
     def build(self, model):
         return model.to_dtype(self.dtype)
+
+    def cpu_logits(self, logits):
+        """NumPy logits as a float32 torch tensor (the predictor's and the figures' common currency)."""
+        import torch
+        return torch.as_tensor(np.asarray(logits.data, dtype=np.float32))
+
+    def torch_module(self, model):
+        """None: a scratch model is rebuilt on torch from its weights by whoever needs a ``torch.nn.Module``
+        (``Predictor.model``)."""
+        return None
 
     def inputs(self, images):
         return self.scratch.Tensor(self.normalizer(images).numpy().astype(self.dtype, copy=False))

@@ -66,7 +66,7 @@ def predictions_on(engine, model, split, tta: str = "none"):
     with evaluation(model), engine.no_grad(), engine.autocast():
         for images, labels in iterate_batches(split, engine.eval_batch_size, shuffle=False):
             logits = tta_logits(model, engine.inputs(images), tta)
-            logits = torch.as_tensor(np.asarray(logits.data)) if engine.name == "scratch" else logits.float().cpu()
+            logits = engine.cpu_logits(logits)
             confidence, predicted = torch.softmax(logits.to(torch.float64), dim=1).max(dim=1)
             preds.append(predicted.numpy())
             confidences.append(confidence.numpy())

@@ -6,7 +6,9 @@ The loop calls ``hooks(point, n)`` at:
 - ``"written", n``: epoch n's weights and metrics are written, state.pt not yet;
 - ``"checkpoint", n``: epoch n's state.pt is written.
 
-``pause_hook_from_env`` builds the hook the tests drive from outside: with
+The loop calls only the hook it is given (``run_training(hooks=...)``; none by default).
+``pause_hook_from_env``, a debugging aid the CLI's ``train`` command passes
+(``run_training(make_hooks=...)``), builds the hook the tests drive from outside: with
 ``DEEPDIVE_PAUSE_AT=POINT:N`` and ``DEEPDIVE_PAUSE_FILE=PATH`` the process writes PATH
 when it reaches that point and waits there until a signal arrives, so a test can
 SIGKILL it, or SIGINT it, at exactly that point - or until the test deletes PATH,

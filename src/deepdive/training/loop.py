@@ -14,39 +14,50 @@ bookkeeping - each a method below. The loop only touches the engine protocol
 ``deepdive.scratch``. Its whole state - ``TrainState``, the stopwatch, weights,
 optimizer, every RNG - goes into ``state.pt`` at each checkpoint, so a resumed
 run takes exactly the steps the uninterrupted run would have taken.
+
+The same code is one process of a data-parallel run (``training.ddp``): its group
+(``self.group``) gives this process's rows of each batch, the sums that make a loss,
+an evaluation or a stop global, and the model as DDP wraps it; rank 0 alone writes
+(``group.main``). In one process (``OneProcess``) shares and sums are its own.
 """
 from __future__ import annotations
 
 import logging
 import math
-import sys
 
 from deepdive.config.train_config import TrainConfig
 from deepdive.errors import Interrupted, RunFailed, UserError
+from deepdive.training.ddp.group import OneProcess, Rows
+from deepdive.training.hooks import Hook, no_hook
 from deepdive.training.optim import apply_decoupled_decay
-from deepdive.training.hooks import Hook, pause_hook_from_env
-from deepdive.training.train_state import Stopwatch, TrainState
+from deepdive.training.progress import EpochProgress, log_epoch
+from deepdive.training.train_state import Stopwatch, TrainState, check_position, check_same_hyperparameter_types
 
 log = logging.getLogger("deepdive")
 
 
 class Trainer:
-    """Runs epochs of ``cfg`` on ``model``, recording into ``run``; resumable from ``state.pt``."""
+    """Runs epochs of ``cfg`` on ``model``, recording into ``run``; resumable from ``state.pt``.
 
-    # distributed.DistributedTrainer, one of several processes, changes these (and fills the seams net, loss_value)
-    main_process = True  # this process shows progress and writes the run folder
-    world_size = 1  # processes training together
+    ``stop`` is the flag SIGINT/SIGTERM set; ``clock`` and ``hooks`` are for tests (``Stopwatch``,
+    ``training.hooks``); ``group`` is this process's place in a data-parallel run (``ddp.group``; one
+    process by default). ``model`` stays the bare module: its weights, the EMA's, checkpoints and
+    evaluation use it; the training forward pass runs it as the group wraps it."""
 
     def __init__(self, cfg: TrainConfig, run, bundle, engine, model, optimizer, stop, clock=None,
-                 hooks: Hook | None = None):
+                 hooks: Hook | None = None, group=None):
         import torch
 
         from deepdive.data.pipeline import num_batches
 
+        self.group = group or OneProcess()
+        self.group.adopt(cfg, bundle, model)  # under DDP: this process's shares of the data, global-batch layers
         self.cfg, self.run, self.bundle, self.engine = cfg, run, bundle, engine
-        self.model, self.optimizer, self.stop = model, optimizer, stop
-        self.net = model  # what the training forward pass runs: the model (distributed: its DDP wrapper)
-        self.hooks = hooks or pause_hook_from_env(stop)
+        self.model, self.optimizer = model, optimizer
+        self.signals = stop  # what SIGINT/SIGTERM set ...
+        self.stop = self.group.stop_flag(stop)  # ... and what the loop acts on: agreed by all processes
+        self.hooks = hooks or no_hook
+        self.rows = Rows(0, 0, 0)  # this step's images in its global batch
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the data order
         self.watch = Stopwatch(clock)
         self.steps_per_epoch = num_batches(len(bundle.train), cfg.batch_size)
@@ -85,33 +96,25 @@ class Trainer:
         self.engine.load_weights(self.model, torch_tree_to_numpy(saved["model"]))
         fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.engine.load_optimizer_state(self.optimizer, saved["optimizer"])
-        _check_same_hyperparameter_types(fresh, self.optimizer.param_groups)
+        check_same_hyperparameter_types(fresh, self.optimizer.param_groups)
         loop = saved.get("loop")
         self.state = TrainState.from_dict(loop) if loop is not None else TrainState.from_legacy(saved)
-        self._check_position()
+        check_position(self.state, self.steps_per_epoch, len(self.bundle.train))
         self.watch = Stopwatch(self.watch.clock, self.state.clocks)
         restore_rng(saved["rng"], self.generator)
         if self.ema and saved.get("ema"):
             self.ema.load_state(saved["ema"])
         if self.augmenter and saved.get("augment"):
             self.augmenter.load_state(saved["augment"])
+        self.group.restored(saved["rng"], self.watch)
         self.set_lr()  # the config and the schedule position decide (--force may have changed --lr)
-
-    def _check_position(self) -> None:
-        import torch
-
-        state, n = self.state, len(self.bundle.train)
-        if state.step_in_epoch > self.steps_per_epoch:
-            raise ValueError(f"step {state.step_in_epoch} of an epoch of {self.steps_per_epoch} steps")
-        if state.order is not None and not (
-                state.order.dtype == torch.int64 and state.order.shape == (n,)
-                and torch.equal(state.order.sort().values, torch.arange(n))):
-            raise ValueError(f"the saved data order is not a permutation of the {n} training images")
 
     def save_checkpoint(self) -> None:
         from deepdive.storage.runs import STATE
         from deepdive.storage.state_file import save_state
 
+        if not self.group.main:  # rank 0 alone writes the run folder
+            return
         save_state(self.run.file(STATE), self.checkpoint())
 
     # -- the run ------------------------------------------------------------------
@@ -120,9 +123,10 @@ class Trainer:
 
         summary["status"] = "running"
         self.run.write_json(SUMMARY, summary)
-        while not self.state.finished_early and (self.cfg.time_budget or self.state.epoch < self.cfg.epochs):
-            self.train_epoch()
-            self.end_epoch(summary)
+        with self.group.guard():  # under DDP: a lost process is one line, an agreed error said by rank 0
+            while not self.state.finished_early and (self.cfg.time_budget or self.state.epoch < self.cfg.epochs):
+                self.train_epoch()
+                self.end_epoch(summary)
         summary["status"] = "completed"
         if self.tensorboard:
             self.tensorboard.close()
@@ -135,8 +139,8 @@ class Trainer:
 
     # -- schedule ---------------------------------------------------------------------
     def progress(self) -> float:
-        if self.cfg.time_budget:
-            return self.watch.elapsed("train") / self.cfg.time_budget
+        if self.cfg.time_budget:  # (under DDP rank 0's clock, agreed at the last step)
+            return self.group.train_seconds(self.watch) / self.cfg.time_budget
         return self.state.global_step / max(self.total_steps, 1)
 
     def lr_now(self) -> float:
@@ -158,7 +162,6 @@ class Trainer:
     # -- one epoch ----------------------------------------------------------------------
     def train_epoch(self) -> None:
         import torch
-        from tqdm import tqdm
 
         from deepdive.data.pipeline import iterate_batches
 
@@ -168,24 +171,17 @@ class Trainer:
             state.epoch_train_start = self.watch.elapsed("train")
         self.eval_every = self._eval_interval()
         self.model.train()
-        bar = tqdm(total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}",
-                   unit="img", unit_scale=self.cfg.batch_size, disable=None if self.main_process else True,
-                   leave=False, file=sys.stderr)
-        lines = ProgressLines(self, self.cfg.log_every) if bar.disable and self.cfg.log_every else None
+        progress = EpochProgress(self)
         try:
             with self.watch.phase("train"):
                 for batch in iterate_batches(self.bundle.train, self.cfg.batch_size, order=state.order,
                                              start_batch=state.step_in_epoch, with_index=True):
                     self.train_step(batch)
-                    bar.update(1)
-                    if state.step_in_epoch % 20 == 0:
-                        bar.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}", refresh=False)
-                    if lines:
-                        lines.maybe_log()
+                    progress.step()
                     if self.after_step():
                         break
         finally:
-            bar.close()
+            progress.close()
 
     def _eval_interval(self) -> int:
         """Steps between test evaluations while chasing --target-accuracy (0: none)."""
@@ -203,23 +199,28 @@ class Trainer:
         self.phase_clip()
         self.phase_step()
         self.phase_ema()
-        self.phase_bookkeeping(value, len(y))
+        self.phase_bookkeeping(value, self.rows.total)
 
     # -- the phases of a step --------------------------------------------------------
     def phase_data(self, batch):
-        """Batch to engine arrays (normalized), augmented; the schedule sets this step's lr."""
+        """Batch to engine arrays (normalized), augmented; the schedule sets this step's lr. The augmenter draws
+        for the whole global batch and keeps this process's rows (one process: all of them)."""
         images, labels, index = batch
+        planned = min(self.cfg.batch_size, len(self.bundle.train) - self.state.step_in_epoch * self.cfg.batch_size)
+        self.rows = self.group.rows(len(labels), planned)
         x, y = self.engine.inputs(images), self.engine.targets(labels)
         if self.augmenter:
-            x = self.augmenter(x, index, self.state.epoch)
+            x = self.augmenter(x, index, self.state.epoch, rows=(self.rows.offset, self.rows.total))
         self.set_lr()
         return x, y
 
     def phase_forward(self, x, y):
+        """The mean loss of this process's images. The model runs as the group wraps it (DDP: gradients averaged
+        over the processes), its dropout drawing for the global batch."""
         self.optimizer.zero_grad(set_to_none=True)
-        with self.engine.autocast():
+        with self.engine.autocast(), self.group.global_batch(self.rows):
             try:
-                logits = self.net(x)
+                logits = self.group.wrap(self.model)(x)
             except ValueError as exc:  # BatchNorm given one value per channel: a last batch of one image
                 if "more than 1 value per channel" not in str(exc):
                     raise
@@ -232,7 +233,9 @@ class Trainer:
         return self.engine.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
 
     def phase_backward(self, loss) -> float:
-        loss.backward()
+        """Gradients of the global batch's mean loss (this share's weighed by the group); the loss, agreed by all
+        processes, checked for divergence."""
+        self.group.weigh(loss, self.rows).backward()
         value = self.loss_value(loss)
         state = self.state
         if state.global_step == 0 and state.first_loss is None:
@@ -248,8 +251,13 @@ class Trainer:
         return value
 
     def loss_value(self, loss) -> float:
-        """The step's loss as a number (distributed: the global batch's mean, agreed by all processes)."""
-        return float(loss.item())
+        """The global batch's mean loss as a number; the same sum over the processes brings their stop signals
+        (so that all stop at the same step) and rank 0's clock."""
+        value, signum = self.group.agree_step(float(loss.item()), self.rows.count, self.signals.signum,
+                                              self.watch.elapsed("train"))
+        if signum is not None and self.stop.signum is None:
+            self.stop.signum = signum
+        return value
 
     def phase_clip(self) -> None:
         if self.cfg.grad_clip:
@@ -291,10 +299,14 @@ class Trainer:
         return self.ema.model if self.ema else self.model
 
     def evaluate(self, split, **kwargs):
-        from deepdive.training.evaluation import evaluate_split
+        """(mean loss, accuracy) on ``split``: each process measures its contiguous share, the sums are added."""
+        from deepdive.training.evaluation import evaluation_sums
 
         with self.watch.phase("eval"):  # evaluation time is not training time
-            return evaluate_split(self.engine, self.eval_model(), split, tta=self.cfg.tta, **kwargs)
+            sums = evaluation_sums(self.engine, self.eval_model(), self.group.eval_share(split), tta=self.cfg.tta,
+                                   **kwargs)
+            loss_sum, correct, seen = self.group.sum([float(v) for v in sums])
+        return (loss_sum / seen, correct / seen) if seen else (math.nan, math.nan)
 
     def check_target(self) -> bool:
         """Evaluate on the test set (training clock stopped); True when the target accuracy is reached."""
@@ -326,11 +338,7 @@ class Trainer:
             self.hooks("checkpoint", epoch)
         summary.update(self.summary_figures(record))
         self.run.write_json(SUMMARY, summary)
-        log.info("epoch %d/%s  train loss %.4f  test loss %.4f  test acc %.2f%%%s  %.1fs  %.0f img/s",
-                 epoch, "?" if cfg.time_budget else cfg.epochs, record["train_loss"],
-                 _number(record["test_loss"]), 100 * _number(record["test_accuracy"]),
-                 f"  val acc {100 * record['val_accuracy']:.2f}%" if "val_accuracy" in record else "",
-                 record["seconds"], record["images_per_second"] or 0)
+        log_epoch(record, "?" if cfg.time_budget else cfg.epochs)
 
     def epoch_record(self) -> dict:
         """The epoch's line of metrics.jsonl (evaluations included)."""
@@ -359,6 +367,8 @@ class Trainer:
         from deepdive.storage.weights import save_weights
         from deepdive.storage.runs import BEST, WEIGHTS
 
+        if not self.group.main:  # rank 0 alone writes the run folder
+            return
         weights, best, epoch = self.engine.weights(self.eval_model()), self.state.best, self.state.epoch
         save_weights(self.run.file(WEIGHTS), weights)
         score = record.get(best["metric"])
@@ -384,60 +394,3 @@ class Trainer:
         figures.update({k: record[k] for k in ("val_loss", "val_accuracy", "test_accuracy_train_mode")
                         if k in record})
         return figures
-
-
-def _check_same_hyperparameter_types(fresh: list[dict], loaded: list[dict]) -> None:
-    """A restored optimizer's settings must be of the kinds this optimizer uses (numbers, flags, pairs)."""
-    for new, old in zip(fresh, loaded):
-        for key, value in new.items():
-            if not _same_kind(value, old.get(key)):
-                raise ValueError(f"optimizer setting {key} is {old.get(key)!r}, this optimizer uses "
-                                 f"{type(value).__name__}")
-
-
-def _same_kind(fresh, saved) -> bool:
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    if fresh is None or isinstance(fresh, bool):
-        return type(saved) is type(fresh)
-    if isinstance(fresh, (int, float)):
-        return number(saved)
-    if isinstance(fresh, (tuple, list)):
-        return isinstance(saved, (tuple, list)) and len(saved) == len(fresh) and all(map(number, saved))
-    return type(saved) is type(fresh)
-
-
-class ProgressLines:
-    """The terminal bar's figures as a plain line every ``every`` seconds, for logs and pipes: a log
-    then shows that a five-minute epoch is alive. Timed by the run's stopwatch clock (tests inject one)."""
-
-    def __init__(self, trainer: Trainer, every: float):
-        self.trainer, self.every = trainer, every
-        self.clock = trainer.watch.clock
-        self.start = self.last = self.clock()
-        self.start_step, self.start_seen = trainer.state.step_in_epoch, trainer.state.seen
-
-    def maybe_log(self) -> None:
-        now = self.clock()
-        if now - self.last < self.every:
-            return
-        self.last = now
-        t, state = self.trainer, self.trainer.state
-        done, total = state.step_in_epoch, t.steps_per_epoch
-        elapsed = max(now - self.start, 1e-9)
-        rate = (state.seen - self.start_seen) / elapsed
-        left = (total - done) * elapsed / max(done - self.start_step, 1)
-        log.info("epoch %d: step %d/%d (%.0f%%), loss %.4f, %.0f img/s, epoch ETA %s", state.epoch + 1, done, total,
-                 100 * done / total, state.loss_sum / max(state.seen, 1), rate, _duration(left))
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _number(value) -> float:
-    """A metric for the log line: NaN where there is none (never for a real 0.0)."""
-    return math.nan if value is None else value

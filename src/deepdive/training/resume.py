@@ -25,8 +25,8 @@ def open_resume(run_dir: str, flags: dict, force: bool = False):
     from deepdive.storage.config_file import read_config_file
     from deepdive.config.resolve import resolve_resume
     from deepdive.storage.runs import CONFIG, RunDir
+    from deepdive.training.ddp.group import env_rank
 
-    from deepdive.training.distributed import env_rank
     run = RunDir.open(run_dir, lock=env_rank() == 0)  # under torchrun rank 0 alone holds (and writes) the folder
     try:
         cfg, differences = resolve_resume({**OLDER_RUNS, **read_config_file(run.file(CONFIG))}, flags, force)
@@ -37,8 +37,8 @@ def open_resume(run_dir: str, flags: dict, force: bool = False):
     return run, cfg, differences
 
 
-def resume_run(run, cfg, differences: list[str], figures=None) -> dict:
-    """Continue ``run`` (from ``open_resume``); ``figures`` as in ``run_training``."""
+def resume_run(run, cfg, differences: list[str], figures=None, make_hooks=None) -> dict:
+    """Continue ``run`` (from ``open_resume``); ``figures`` and ``make_hooks`` as in ``run_training``."""
     from deepdive.storage.runs import STATE, SUMMARY
     from deepdive.storage.state_file import load_state
     from deepdive.training.setup import run_training
@@ -57,4 +57,5 @@ def resume_run(run, cfg, differences: list[str], figures=None) -> dict:
         raise
     if state is None:
         log.info("%s has no checkpoint yet: starting it from the beginning with its saved config", run.path)
-    return run_training(cfg, resume_state=state, run=run, forced=differences or None, figures=figures)
+    return run_training(cfg, resume_state=state, run=run, forced=differences or None, figures=figures,
+                        make_hooks=make_hooks)

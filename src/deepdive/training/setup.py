@@ -132,30 +132,35 @@ def adopt_model_preprocessing(cfg: TrainConfig, bundle) -> dict | None:
 
 
 def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict | None = None,
-                 run=None, forced: list[str] | None = None, clock=None, hooks=None, figures=None) -> dict:
+                 run=None, forced: list[str] | None = None, clock=None, hooks=None, figures=None,
+                 make_hooks=None) -> dict:
     """Everything ``deepdive train`` does: data, engine, model, optimizer, run folder, the loop.
 
     With ``run`` (an existing, locked folder) and ``resume_state`` the run
     continues where its ``state.pt`` left it; the checkpoint is restored and
     checked before anything in the folder is written. ``clock`` and ``hooks``
-    are for tests (see ``Stopwatch`` and ``training.hooks``). ``figures`` draws RUN/figures/ when the run
+    are for tests (see ``Stopwatch`` and ``training.hooks``); ``make_hooks`` makes the hook from the run's
+    stop flag instead (the CLI's ``hooks.pause_hook_from_env``). ``figures`` draws RUN/figures/ when the run
     completes (``viz.run_figures.write_run_figures``; the floors above pass it, the loop draws nothing).
+    Under torchrun this process is one of the run's (``ddp.group.start``): rank 0 alone makes, locks and
+    writes the run folder, the others read it (``ReadOnlyRun``).
     """
     from deepdive.training.run_data import prepare_data
-    from deepdive.training.distributed import ReadOnlyRun, start, threads_per_process
+    from deepdive.storage.read_only_run import ReadOnlyRun
     from deepdive.storage.runs import RunDir
+    from deepdive.training.ddp.group import OneProcess, start, threads_per_process
     from deepdive.training.threads import busy_cores, set_threads, warn_if_oversubscribed
 
     _absolute_sources(cfg, new_run=resume_state is None)
-    dist = None
+    group = OneProcess()
     try:
-        dist = start(cfg)  # under torchrun: this process's place in the process group (None: one process)
-        main = dist is None or dist.main  # rank 0 alone makes, locks and writes the run folder
-        run = ReadOnlyRun(run.path) if not main and run is not None else run
-        busy = busy_cores() if dist is None else 0  # (the other processes of the run keep the cores busy)
-        threads = set_threads(cfg.threads or (threads_per_process(cfg.model, dist.local_world) if dist else None),
+        group = start(cfg)  # under torchrun: this process's place in the process group
+        run = ReadOnlyRun(run.path) if not group.main and run is not None else run
+        alone = group.world == 1
+        busy = busy_cores() if alone else 0  # (the other processes of the run keep the cores busy)
+        threads = set_threads(cfg.threads or (None if alone else threads_per_process(cfg.model, group.local_world)),
                               cfg.model, busy)
-        if run is None and main:
+        if run is None and group.main:
             RunDir.check_free(cfg.out, overwrite)  # fail before the (slow) data loading
         if cfg.tensorboard:
             _require_tensorboard()
@@ -165,12 +170,12 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
         parts = build_components(cfg, bundle, initial_weights=resume_state is None)
         _move_data_to(parts.engine, bundle)
         if run is None:
-            run = _create_run(cfg, bundle, parts, overwrite, preprocessing) if main else ReadOnlyRun(cfg.out)
+            run = _create_run(cfg, bundle, parts, overwrite, preprocessing) if group.main else ReadOnlyRun(cfg.out)
         warn_if_oversubscribed(threads, busy)
-        return _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks, dist, figures)
+        return _train(cfg, run, bundle, parts, resume_state, forced, threads, group, clock=clock, hooks=hooks,
+                      make_hooks=make_hooks, figures=figures)
     except BaseException as exc:
-        if dist is not None:
-            dist.fail(exc)  # a setup that failed here stops the other processes at their agreement
+        group.fail(exc)  # a setup that failed here stops the other processes at their agreement
         said = run.abandon() if run is not None else ""  # a run --overwrite replaced comes back if the new
         if said and isinstance(exc, (RunFailed, UserError)):  # one has no epoch's checkpoint yet
             raise (RunFailed if isinstance(exc, RunFailed) else UserError)(f"{exc}; {said}") from None
@@ -180,34 +185,33 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     finally:
         if run is not None:
             run.close()
-        if dist is not None:
-            dist.close()
+        group.close()
 
 
-def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks, dist=None,
-           figures=None) -> dict:
+def _train(cfg, run, bundle, parts, resume_state, forced, threads, group, *, clock=None, hooks=None,
+           make_hooks=None, figures=None) -> dict:
     from deepdive.storage.runs import CONFIG
     from deepdive.training.signals import StopFlag, catch_stop_signals
     from deepdive.training.loop import Trainer
 
     stop = StopFlag()
     with catch_stop_signals(stop):
-        make = Trainer if dist is None else dist.trainer  # distributed: one process's share of each step
-        trainer = make(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks)
+        hooks = hooks or (make_hooks(stop) if make_hooks else None)
+        trainer = Trainer(cfg, run, bundle, parts.engine, parts.model, parts.optimizer, stop, clock, hooks, group)
         trainer.freezer = parts.freezer
         summary = _resume_point(trainer, run, resume_state) if resume_state is not None else None
-        if dist is not None:
-            dist.agree(None)  # every process is set up (or all stop here), before rank 0 writes
+        trainer.group.agree(None)  # every process is set up (or all stop here), before rank 0 writes
         # -- everything is checked: from here on the run folder is written --
         if forced:
             run.write_json(CONFIG, cfg.to_dict())  # the changed run was built and restored: its config is in force
             from deepdive.storage.runs import MODEL_INFO
             run.write_json(MODEL_INFO, {**run.model_info(), **evaluation_settings(cfg)})  # --force --tta ...
         summary = _start_summary(cfg, run, bundle, trainer, summary, forced, threads)
-        if cfg.tensorboard and trainer.main_process:
+        if cfg.tensorboard and trainer.group.main:
             from deepdive.training.tensorboard import open_writer
-            example = trainer.engine.inputs(bundle.train.head(2)) if trainer.engine.name == "torch" else None
-            trainer.tensorboard = open_writer(run.path, trainer.model, trainer.engine.name, example)
+            engine = trainer.engine
+            example = engine.inputs(bundle.train.head(2)) if engine.traceable else None
+            trainer.tensorboard = open_writer(run.path, trainer.model, engine.traceable, example)
         try:
             summary = trainer.fit(summary)
         except (UserError, RunFailed) as exc:  # UserError mid-run: an unreadable image streamed with --strict
@@ -225,7 +229,7 @@ def _train(cfg, run, bundle, parts, resume_state, forced, threads, clock, hooks,
             _set_status(run, "failed")
             raise RunFailed(f"writing to the run folder {run.path} failed ({exc.strerror or exc}): "
                             "free disk space or choose another --out; the previous checkpoint is intact") from None
-    if cfg.figures and figures is not None and trainer.main_process:
+    if cfg.figures and figures is not None and trainer.group.main:
         _draw_figures(figures, cfg, run, bundle, trainer)
     return summary
 
@@ -351,7 +355,7 @@ def _start_summary(cfg, run, bundle, trainer, summary, forced, threads) -> dict:
     summary.update(train_examples=len(bundle.train), test_examples=len(bundle.test),
                    val_examples=len(bundle.val) if bundle.val is not None else 0,
                    device=str(getattr(trainer.engine, "device", "cpu")), threads=threads,
-                   world_size=trainer.world_size,  # processes (information: a run resumes with any number)
+                   world_size=trainer.group.world,  # processes (information: a run resumes with any number)
                    torch_version=torch.__version__, deepdive_version=__version__)
     summary.update(bundle.source)  # an image folder's layout and the folder reported as test accuracy
     if forced:

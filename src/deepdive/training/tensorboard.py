@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 log = logging.getLogger("deepdive")
 
@@ -37,25 +37,24 @@ SCALAR_TAGS = {
 }
 
 
-def open_writer(run_dir: Path, model, engine_name: str, example_input=None) -> "TensorBoardLog":
+def open_writer(run_dir: Path, model, traceable: bool, example_input=None) -> "TensorBoardLog":
     """Start the run's TensorBoard log in ``run_dir/tensorboard``.
 
-    For the torch engine the model graph is traced from ``example_input`` when one is given; a
-    model that cannot be traced loses its graph (with a warning), never its training. The scratch
-    engine has no traceable graph, so it gets scalars and histograms only.
+    For a ``traceable`` engine (torch: ``engine.traceable``) the model graph is traced from ``example_input``
+    when one is given; a model that cannot be traced loses its graph (with a warning), never its training.
+    The scratch engine has no traceable graph, so it gets scalars and histograms only.
     """
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # torch raises it when the tensorboard package is absent
         raise UserError(INSTALL_HINT) from None
     writer = SummaryWriter(log_dir=str(Path(run_dir) / FOLDER))
-    if engine_name != "scratch" and example_input is not None:
+    if traceable and example_input is not None:
         try:
             _add_graph(writer, model, example_input)
         except Exception as e:  # tracing fails on data-dependent control flow, odd outputs, ...
-            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            log.warning("tensorboard: the model graph was not written (tracing failed: %s)", first_line[:200])
-    return TensorBoardLog(writer, engine_name)
+            log.warning("tensorboard: the model graph was not written (tracing failed: %s)", first_line(e, 200))
+    return TensorBoardLog(writer)
 
 
 def _add_graph(writer, model, example_input) -> None:
@@ -76,9 +75,8 @@ def _as_array(value) -> np.ndarray:
 class TensorBoardLog:
     """One run's TensorBoard writer; ``epoch`` after each epoch, ``close`` at the end (twice is harmless)."""
 
-    def __init__(self, writer, engine_name: str):
+    def __init__(self, writer):
         self.writer = writer
-        self.engine_name = engine_name
         self.closed = False
 
     def epoch(self, epoch: int, record: dict, lr: float, model) -> None:

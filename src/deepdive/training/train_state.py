@@ -1,12 +1,14 @@
 """What the training loop carries between steps: one ``TrainState``, one ``Stopwatch``.
 
 Both are saved into ``state.pt`` by field name and restored the same way, so a
-resumed run continues with the very numbers the interrupted one held.
+resumed run continues with the very numbers the interrupted one held; a restored
+state is checked to fit the run (``check_position``, ``check_same_hyperparameter_types``).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -117,3 +119,38 @@ class Stopwatch:
 
     def state(self) -> dict:
         return {name: self.elapsed(name) for name in {*self.totals, *([self.running[0]] if self.running else [])}}
+
+
+# -- a restored state must fit this run ----------------------------------------------------------------------------
+def check_position(state: TrainState, steps_per_epoch: int, n: int) -> None:
+    """The position of a restored state within an epoch of ``steps_per_epoch`` steps over ``n`` images."""
+    import torch
+
+    if state.step_in_epoch > steps_per_epoch:
+        raise ValueError(f"step {state.step_in_epoch} of an epoch of {steps_per_epoch} steps")
+    if state.order is not None and not (
+            state.order.dtype == torch.int64 and state.order.shape == (n,)
+            and torch.equal(state.order.sort().values, torch.arange(n))):
+        raise ValueError(f"the saved data order is not a permutation of the {n} training images")
+
+
+def check_same_hyperparameter_types(fresh: list[dict], loaded: list[dict]) -> None:
+    """A restored optimizer's settings must be of the kinds this optimizer uses (numbers, flags, pairs)."""
+    for new, old in zip(fresh, loaded):
+        for key, value in new.items():
+            if not _same_kind(value, old.get(key)):
+                raise ValueError(f"optimizer setting {key} is {old.get(key)!r}, this optimizer uses "
+                                 f"{type(value).__name__}")
+
+
+def _same_kind(fresh, saved) -> bool:
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if fresh is None or isinstance(fresh, bool):
+        return type(saved) is type(fresh)
+    if isinstance(fresh, (int, float)):
+        return number(saved)
+    if isinstance(fresh, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(fresh) and all(map(number, saved))
+    return type(saved) is type(fresh)

@@ -11,40 +11,11 @@ import html
 import io
 from pathlib import Path
 
+from deepdive.config.specs import ENGINE_SPECS
 from deepdive.viz import percent
 
 COLUMNS = ("run", "dataset", "model", "optimizer", "lr", "batch", "epochs", "best accuracy", "final accuracy",
            "train time", "status")
-
-
-def add_arguments(p) -> None:
-    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
-    p.add_argument("--out", metavar="DIR", default=".", help="where compare.png and compare.html go (default here)")
-    p.add_argument("--json", action="store_true", help="the table as one JSON object on stdout")
-
-
-def run(args) -> int:
-    from deepdive.cli import strict_json
-
-    rows, histories = collect(args.runs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    png = draw(rows, histories)
-    from deepdive.storage.atomic import write_bytes_atomic
-    write_bytes_atomic(out / "compare.png", png)
-    write_bytes_atomic(out / "compare.html", page(rows, png).encode())
-    datasets = sorted({r["dataset"] for r in rows})
-    if len(datasets) > 1:
-        import logging
-        logging.getLogger("deepdive").warning("warning: the runs are on different datasets (%s): their accuracies "
-                                              "are not comparable", ", ".join(datasets))
-    if args.json:
-        print(strict_json({"runs": rows, "figure": str(out / "compare.png"), "page": str(out / "compare.html")}))
-        return 0
-    for line in table_lines(rows):
-        print(line)
-    print(f"figure: {out / 'compare.png'}; page: {out / 'compare.html'}")
-    return 0
 
 
 def collect(run_dirs: list[str]) -> tuple[list[dict], list[list[dict]]]:
@@ -84,7 +55,8 @@ def _short_names(paths: list[str]) -> list[str]:
 
 def _cells(row: dict) -> list[str]:
     seconds = row["train_seconds"]
-    model = row["model"] + (" (scratch)" if row["engine"] == "scratch" else "")
+    engine = ENGINE_SPECS.get(row["engine"])
+    model = row["model"] + (engine.note if engine else "")
     return [row["run"], row["dataset"], model, row["optimizer"], f"{row['lr']:g}", str(row["batch"]),
             str(row["epochs"]), percent(row["best_accuracy"]), percent(row["final_accuracy"]),
             "-" if seconds is None else f"{seconds:.1f} s", str(row["status"] or "-")]

@@ -19,19 +19,16 @@ import ast
 import math
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from deepdive.errors import UserError
+from deepdive.config.specs import scratch_models
+from deepdive.errors import UserError, first_line
 
 # numpy, the engine, graphviz: imported where used, since building the CLI's parser imports this module
 
-MODEL_TARGETS = {"perceptron": "perceptron", "mlp": "simplenet", "simplenet": "simplenet",
-                 "article-cnn": "article-cnn"}
+MODEL_TARGETS = {**{name: name for name in scratch_models()}, "mlp": "simplenet"}  # (the article calls it an MLP)
 TITLES = {"perceptron": "perceptron f(x, w) = wᵀx + b", "simplenet": "mlp (the article's SimpleNet)",
           "article-cnn": "article-cnn (the article's Net, in training mode: dropout drawn)"}
-DEFAULT_INPUT = {"perceptron": (1, 28, 28), "simplenet": (1, 28, 28), "article-cnn": (3, 32, 32)}
 FUNCTIONS = ("relu", "sigmoid", "tanh", "exp", "log", "sum", "mean", "max")
 SHOWN_ELEMENTS = 16  # tensors up to this size show their numbers, larger ones a summary
 MAX_ELEMENTS = 1_000_000  # per --shape variable: a graph, not a benchmark
@@ -70,48 +67,15 @@ STYLE = {  # how each kind of node is drawn: parameters stand out, as in the art
 }
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("target", metavar="TARGET",
-                        help="perceptron, mlp (the article's SimpleNet), article-cnn, or an expression such as "
-                             "'relu(w @ x + b)' (+ - * / @ **, unary -, .T, " + ", ".join(FUNCTIONS) + ")")
-    parser.add_argument("--backward", action="store_true",
-                        help="run backward too: each node's local gradient formula and the gradient it received")
-    parser.add_argument("--format", choices=("dot", "svg", "png"),
-                        help="default dot (or the --out file's suffix); svg and png need Graphviz")
-    parser.add_argument("--out", metavar="FILE", help="default: DOT on stdout, graph-TARGET.svg/png here")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=AxB",
-                        help="an expression variable's shape, e.g. w=4x3 (repeatable; default scalar)")
-    parser.add_argument("--seed", type=int, default=0, help="random variables, weights, inputs and dropout")
-    parser.add_argument("--batch", type=int, help="examples fed to a model (default 1)")
-    parser.add_argument("--input-shape", metavar="C,H,W",
-                        help="a model's input (default 1,28,28 as Fashion-MNIST; article-cnn 3,32,32)")
-    parser.add_argument("--classes", type=int, default=10, help="a model's outputs (default 10)")
-
-
-def run(args) -> int:
-    fmt = args.format or _format_from_suffix(args.out)
-    if args.out:
-        from deepdive.storage.files import output_file
-        output_file(args.out, (f".{fmt}",))  # the name says the format written; the folder is writable
-    if args.target in MODEL_TARGETS:
-        graph = model_graph(MODEL_TARGETS[args.target], args)
-    else:
-        graph = expression_graph(args.target, args)
-    dot = to_dot(graph)
-    if fmt == "dot" and not args.out:
-        sys.stdout.write(dot)
-        return 0
-    data = dot.encode() if fmt == "dot" else render(dot, fmt)
-    out = Path(args.out or f"graph-{args.target if args.target in MODEL_TARGETS else 'expression'}.{fmt}")
-    from deepdive.storage.atomic import write_bytes_atomic
-    write_bytes_atomic(out, data)
-    print(f"graph: {out} ({len(graph.nodes)} nodes)")
-    return 0
-
-
-def _format_from_suffix(out: str | None) -> str:
-    suffix = Path(out).suffix.lower() if out else ""
-    return {".svg": "svg", ".png": "png"}.get(suffix, "dot")
+@dataclass
+class GraphOptions:
+    """What to draw besides the target: the backward pass, variables' shapes, the seed, a model's input."""
+    backward: bool = False
+    shape: list = field(default_factory=list)  # ["w=4x3", ...]: an expression variable's shape
+    seed: int = 0
+    batch: int | None = None  # examples fed to a model (default 1)
+    input_shape: str | None = None  # "C,H,W" for a model (default: the model's own)
+    classes: int = 10  # a model's outputs
 
 
 # -- the recorded graph ----------------------------------------------------------------------------
@@ -202,14 +166,14 @@ def _node_for(obj, key, names, data_name, variables, made) -> Node:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def model_graph(name: str, args) -> Graph:
+def model_graph(name: str, args: "GraphOptions") -> Graph:
     """Build model ``name`` on the scratch engine, run one seeded batch, and record its graph."""
     import numpy as np
 
     import deepdive.scratch.nn as nn
     from deepdive.models.registry import build_model
 
-    input_shape = _input_shape(args.input_shape, DEFAULT_INPUT[name])
+    input_shape = _input_shape(args.input_shape, scratch_models()[name])
     batch = 1 if args.batch is None else args.batch
     if not 1 <= batch <= 64:
         raise UserError(f"--batch {batch} is invalid: give 1 to 64 (a graph needs few examples)")
@@ -256,7 +220,7 @@ def _input_shape(text: str | None, default: tuple) -> tuple:
 
 
 # -- expressions -----------------------------------------------------------------------------------
-def expression_graph(text: str, args) -> Graph:
+def expression_graph(text: str, args: "GraphOptions") -> Graph:
     """Parse ``text`` with ``ast`` (a whitelist, never ``eval``), evaluate it on seeded random
     float64 variables that need gradients, and record the graph."""
     import numpy as np
@@ -280,7 +244,7 @@ def expression_graph(text: str, args) -> Graph:
         with np.errstate(all="ignore"):  # log(-1) is drawn as nan, not warned about
             result = _evaluate(tree.body, env)
     except (ValueError, TypeError, IndexError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, None)
         raise UserError(f"cannot evaluate {text!r} ({_shapes_text(env)}): {reason}") from None
     if not isinstance(result, Tensor) or result._node is None:
         raise UserError(f"{text!r} has no operation on a variable to draw: e.g. 'relu(w @ x + b)'")
@@ -498,5 +462,5 @@ def render(dot: str, fmt: str) -> bytes:
     try:
         return graphviz.Source(dot).pipe(format=fmt)
     except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, None)
         raise UserError(f"Graphviz's dot could not draw the graph ({reason[:200]}): use --format dot") from None

@@ -18,25 +18,6 @@ from deepdive.viz import percent
 
 
 
-def add_arguments(p) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--svg", action="store_true", help="the figures in RUN/figures/ as SVG too")
-    p.add_argument("--json", action="store_true", help="the report's figures as one JSON object on stdout")
-
-
-def run(args) -> int:
-    from deepdive.cli import strict_json
-
-    result = write_report(args.run_dir, args.device, args.svg)
-    if args.json:
-        print(strict_json(result))
-    else:
-        print(f"report: {result['report']} (test accuracy {100 * result['test_accuracy']:.2f}%, "
-              f"{len(result['figures'])} figures)")
-    return 0
-
-
 def write_report(run_dir, device: str = "auto", svg: bool = False) -> dict:
     from deepdive.storage.atomic import write_bytes_atomic
     from deepdive.inference.evaluate import open_run_for_test
@@ -56,12 +37,14 @@ def write_report(run_dir, device: str = "auto", svg: bool = False) -> dict:
             "figures": drawn["figures"], "per_class": drawn["per_class"]}
 
 
-def _image(path: str) -> str:
+def image_tag(path: str) -> str:
+    """A PNG file as an <img> holding its bytes (the page needs nothing beside it)."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
 
 
-def _table(rows: list[list], header: list[str]) -> str:
+def html_table(rows: list[list], header: list[str]) -> str:
+    """Rows as an HTML table, every cell escaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -77,7 +60,7 @@ def _article_section(cfg: dict, metrics: list[dict], summary: dict) -> str:
     losses = published["train_losses"]
     rows = [[m["epoch"], f"{losses[m['epoch'] - 1]:.3f}" if m["epoch"] <= len(losses) else "-",
              f"{m['train_loss']:.3f}"] for m in metrics]
-    return (f"<h2>Beside the article</h2>{_table(rows, ['epoch', 'article loss', 'this run loss'])}"
+    return (f"<h2>Beside the article</h2>{html_table(rows, ['epoch', 'article loss', 'this run loss'])}"
             f"<p>Test accuracy: article {percent(published['test_accuracy'])} (measured in train mode, dropout "
             f"on); this run {percent(summary.get('test_accuracy'))} (eval mode), "
             f"{percent(summary.get('test_accuracy_train_mode'))} (train mode).</p>")
@@ -90,7 +73,7 @@ STYLE = ("body{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#22
 
 def _page(run, cfg: dict, summary: dict, metrics: list[dict], drawn: dict, loss: float, accuracy: float,
           examples: int) -> str:
-    figures = "".join(f"<h3>{html.escape(name.replace('_', ' '))}</h3>{_image(path)}"
+    figures = "".join(f"<h3>{html.escape(name.replace('_', ' '))}</h3>{image_tag(path)}"
                       for name, path in drawn["figures"].items())
     per_class = [[r["class"], r["images"], r["correct"], percent(r["accuracy"])] for r in drawn["per_class"]]
     config_rows = [[k, json.dumps(v)] for k, v in cfg.items()]
@@ -103,6 +86,6 @@ def _page(run, cfg: dict, summary: dict, metrics: list[dict], drawn: dict, loss:
             f"<b id='loss'>{loss:.4f}</b> on {examples} test images, after {summary.get('epochs', '?')} epoch(s)</p>"
             f"<p>Run folder: <code>{html.escape(str(run.path))}</code>; status {html.escape(str(summary.get('status')))}"
             f"</p>{_article_section(cfg, metrics, summary)}<h2>Figures</h2>{figures}"
-            f"<h2>Per-class accuracy</h2>{_table(per_class, ['class', 'images', 'correct', 'accuracy'])}"
-            f"<h2>Configuration</h2>{_table(config_rows, ['key', 'value'])}"
-            f"<h2>Summary</h2>{_table(summary_rows, ['key', 'value'])}</body></html>\n")
+            f"<h2>Per-class accuracy</h2>{html_table(per_class, ['class', 'images', 'correct', 'accuracy'])}"
+            f"<h2>Configuration</h2>{html_table(config_rows, ['key', 'value'])}"
+            f"<h2>Summary</h2>{html_table(summary_rows, ['key', 'value'])}</body></html>\n")

@@ -1,11 +1,8 @@
-"""``deepdive claims [NAME…]``: run the article's claims as experiments and print each verdict.
+"""The article's claims run as experiments, one report: each claim's setup, numbers, verdict and figure.
 
-Human-readable blocks on stdout by default (each as soon as its experiment
-ends), a summary table at the end; ``--json`` puts exactly one JSON object on
-stdout and the progress on stderr. ``--out DIR`` writes ``claims.json`` and
-``claims.html`` (one self-contained page: each claim, its setup, numbers,
-verdict and figure); ``--plot`` draws one PNG per claim into it (``./claims``
-when no ``--out`` is given).
+``run_claims`` runs the chosen claims in order and hands each entry to a callback as soon as its experiment
+ends; with an output folder it writes ``claims.json`` and ``claims.html`` (one self-contained page). The
+``deepdive claims`` command (commands/claims.py) prints the blocks and the summary.
 """
 from __future__ import annotations
 
@@ -16,22 +13,6 @@ from pathlib import Path
 log = logging.getLogger("deepdive")
 
 JSON_FILE, HTML_FILE = "claims.json", "claims.html"
-
-
-def add_arguments(p) -> None:
-    from deepdive.claims import CLAIMS
-
-    p.add_argument("names", metavar="NAME", nargs="*",
-                   help="claims to run, by name or number (default all): " + ", ".join(
-                       f"{c.number} {c.name}" for c in CLAIMS.values()))
-    p.add_argument("--list", action="store_true", help="list the claims and exit")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
-    p.add_argument("--plot", action="store_true", help="one PNG per claim, in --out (default ./claims)")
-    p.add_argument("--out", metavar="DIR", help="write claims.json and claims.html (and the PNGs) into DIR")
-    p.add_argument("--fast", action="store_true", help="the small settings the test suite runs (less certain numbers)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every experiment (default 0)")
-    p.add_argument("--data-dir", default="./data",
-                   help="holds cifar-10-batches-py/ for claims 12 and 13 (never downloaded here; default ./data)")
 
 
 def selected(names: list[str]):
@@ -48,55 +29,40 @@ def selected(names: list[str]):
     return chosen
 
 
-def run(args) -> int:
-    from deepdive.claims import CLAIMS
-    from deepdive.cli import strict_json
-
-    if args.list:
-        for c in CLAIMS.values():
-            print(f"{c.number:2d}  {c.name:<22} {c.section}: {c.text}")
-        return 0
-    claims = selected(args.names)
-    if not 0 <= args.seed < 2 ** 32:
-        from deepdive.errors import UserError
-        raise UserError(f"--seed {args.seed} is out of range: give 0 to {2 ** 32 - 1}")
-    out = _out_dir(args.out or ("claims" if args.plot else None))
-    started, results = time.perf_counter(), []
+def run_claims(claims: list, fast: bool, seed: int, data_dir: str, plot: bool, out: Path | None,
+               on_entry=None, on_start=None, clock=time.perf_counter) -> dict:
+    """Run ``claims`` in order (``on_start(claim, i, total)`` before each, ``on_entry(entry, i, total)`` as each
+    ends); the report, also written into ``out`` when given."""
+    started, results = clock(), []
     for i, c in enumerate(claims, 1):
-        t0 = time.perf_counter()
-        if args.json:
-            log.info("[%d/%d] %s ...", i, len(claims), c.name)
-        result = c.run(fast=args.fast, seed=args.seed, data_dir=args.data_dir)
+        if on_start:
+            on_start(c, i, len(claims))
+        t0 = clock()
+        result = c.run(fast=fast, seed=seed, data_dir=data_dir)
         entry = {"number": c.number, "name": c.name, "section": c.section, "claim": c.text,
                  "setup": plain(result.setup), "numbers": plain(result.numbers), "verdict": result.verdict,
                  "explanation": result.explanation, "key": result.key, "figure": None}
-        if args.plot:
+        if plot:
             figure = out / f"claim-{c.number:02d}-{c.name}.png"
             c.plot(result, figure)
             entry["figure"] = str(figure)
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
+        entry["seconds"] = round(clock() - t0, 3)
         results.append(entry)
-        if not args.json:
-            print("\n".join(format_block(entry, i, len(claims))), flush=True)
-    report = {"claims": results, "fast": args.fast, "seed": args.seed, "data_dir": str(args.data_dir),
-              "seconds": round(time.perf_counter() - started, 3), "out": str(out) if out else None,
+        if on_entry:
+            on_entry(entry, i, len(claims))
+    report = {"claims": results, "fast": fast, "seed": seed, "data_dir": str(data_dir),
+              "seconds": round(clock() - started, 3), "out": str(out) if out else None,
               "verdicts": {r["name"]: r["verdict"] for r in results}}
     if out:
+        from deepdive.output import strict_json
         from deepdive.storage.atomic import write_bytes_atomic
 
         write_bytes_atomic(out / JSON_FILE, (strict_json(report) + "\n").encode())
         write_bytes_atomic(out / HTML_FILE, page(report).encode())
-    missing = [r["name"] for r in results if r["verdict"] == "not measured"]
-    if missing:
-        log.warning("warning: not measured (CIFAR-10 missing in %s): %s", args.data_dir, ", ".join(missing))
-    if args.json:
-        print(strict_json(report))
-        return 0
-    print("\n".join(summary(report)))
-    return 0
+    return report
 
 
-def _out_dir(path) -> Path | None:
+def out_dir(path) -> Path | None:
     """The output folder, created if missing; a bad one is one line (exit 2) before any experiment runs."""
     import os
 
@@ -193,7 +159,7 @@ def page(report: dict) -> str:
     import html
     import json
 
-    from deepdive.viz.report import STYLE, _image, _table
+    from deepdive.viz.report import STYLE, html_table, image_tag
 
     def verdict(v: str) -> str:
         return f"<b style='color:{COLORS.get(v, '#222')}'>{html.escape(v)}</b>"
@@ -210,13 +176,13 @@ def page(report: dict) -> str:
             cell = (f"<details><summary>show</summary><code>{html.escape(text)}</code></details>"
                     if len(text) > 300 else f"<code>{html.escape(text)}</code>")
             numbers.append(f"<tr><td>{html.escape(k)}</td><td>{cell}</td></tr>")
-        figure = _image(r["figure"]) if r["figure"] and Path(r["figure"]).is_file() else ""
+        figure = image_tag(r["figure"]) if r["figure"] and Path(r["figure"]).is_file() else ""
         setup = [[k, json.dumps(v, ensure_ascii=False)] for k, v in r["setup"].items()]
         sections.append(
             f"<h2 id='{r['name']}'>{r['number']}. {html.escape(r['name'])}</h2>"
             f"<p><i>The article, {html.escape(r['section'])}:</i> {html.escape(r['claim'])}</p>"
             f"<p>Verdict: {verdict(r['verdict'])}: {html.escape(r['explanation'])}</p>"
-            f"<h3>Setup</h3>{_table(setup, ['setting', 'value'])}"
+            f"<h3>Setup</h3>{html_table(setup, ['setting', 'value'])}"
             f"<h3>Measured</h3><table><tbody>{''.join(numbers)}</tbody></table>{figure}"
             f"<p><small>{r['seconds']:.1f} s</small></p>")
     settings = f"seed {report['seed']}" + (", --fast settings" if report["fast"] else "")
