@@ -9,7 +9,7 @@ import pytest
 import deepdive.viz.run_figures
 from deepdive.cli import main
 
-ORIGINAL_FIGURES = deepdive.viz.run_figures.write_run_figures
+ORIGINAL_FIGURES = deepdive.viz.run_figures.when_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -28,17 +28,17 @@ def private_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_run_figures(monkeypatch):
     """The suite's hundreds of tiny in-process runs draw no end-of-run figures: the drawer the commands hand to
-    the loop is replaced by one that draws nothing (the tests of the figures ask for ``figures_on``); child
-    processes get ``--no-figures`` (``run_subprocess``)."""
+    the loop (``viz.run_figures.when_complete``) is replaced by one that draws nothing (the tests of the
+    figures ask for ``figures_on``); child processes get ``--no-figures`` (``run_subprocess``)."""
     import deepdive.viz.run_figures as run_figures
-    monkeypatch.setattr(run_figures, "write_run_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(run_figures, "when_complete", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
 def figures_on(monkeypatch):
     """The real end-of-run figures, for the tests of them."""
     import deepdive.viz.run_figures as run_figures
-    monkeypatch.setattr(run_figures, "write_run_figures", ORIGINAL_FIGURES)
+    monkeypatch.setattr(run_figures, "when_complete", ORIGINAL_FIGURES)
 
 
 @pytest.fixture(autouse=True)

@@ -141,7 +141,7 @@ def test_svg_through_graphviz(cli, tmp_path):
 
 
 def test_missing_dot_or_package_is_one_line(cli, tmp_path, monkeypatch):
-    import deepdive.viz.graph as graph
+    import deepdive.viz.graph_dot as graph
 
     monkeypatch.setattr(graph.shutil, "which", lambda name: None)
     assert_one_line_error(cli("graph", "perceptron", "--format", "png", "--out", tmp_path / "g.png"),

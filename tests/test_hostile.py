@@ -161,11 +161,15 @@ def test_divergence_factor_is_the_first_losses_multiple(tmp_path):
     """The threshold is factor x the first step's loss: a run whose loss grows 3x fails at factor 2 only."""
     from deepdive.config.train_config import TrainConfig
     from deepdive.errors import RunFailed
+    from deepdive.training.ddp.group import OneProcess, Rows
     from deepdive.training.loop import Trainer
+    from deepdive.training.signals import StopFlag
+    from deepdive.training.train_state import Stopwatch
 
     class Fake:
         cfg = TrainConfig(divergence_factor=2.0)
         loss_value = Trainer.loss_value
+        group, rows, signals, stop, watch = OneProcess(), Rows(0, 1, 1), StopFlag(), StopFlag(), Stopwatch()
 
     for factor, fails in ((2.0, True), (4.0, False)):
         fake = Fake()

@@ -13,7 +13,7 @@ import pytest
 from cifar_files import Payload
 from conftest import SYNTH, assert_one_line_error
 
-# 40 steps per epoch: kills land at chosen steps (train.hooks), so no size is needed to "be slow enough"
+# 40 steps per epoch: kills land at chosen steps (training.hooks), so no size is needed to "be slow enough"
 SLOW_SYNTH = {"shape": [1, 16, 16], "classes": 4, "train": 1280, "test": 200}
 
 
@@ -27,7 +27,7 @@ def write_config(tmp_path, engine="torch", epochs=3):
 
 def spawn(*args, pause_at=None, marker=None):
     """A child ``deepdive`` process; with ``pause_at`` ("step:N", "written:E", "checkpoint:E") it writes
-    ``marker`` when it reaches that point of the loop and waits there for a signal (train.hooks)."""
+    ``marker`` when it reaches that point of the loop and waits there for a signal (training.hooks)."""
     env = dict(os.environ)
     if pause_at:
         env.update(DEEPDIVE_PAUSE_AT=pause_at, DEEPDIVE_PAUSE_FILE=str(marker))

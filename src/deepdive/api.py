@@ -29,12 +29,12 @@ def train(overwrite: bool = False, **config: Any) -> dict:
     from deepdive.config.resolve import resolve_config
     from deepdive.storage.config_file import read_config_file
     from deepdive.training.setup import run_training
-    from deepdive.viz.run_figures import write_run_figures
+    from deepdive.viz.run_figures import when_complete
 
     flags = _train_flags(config)
     config_file = flags.pop("config", None)
     file_values = read_config_file(config_file) if config_file else None
-    return run_training(resolve_config(flags, file_values), overwrite=overwrite, figures=write_run_figures)
+    return run_training(resolve_config(flags, file_values), overwrite=overwrite, figures=when_complete)
 
 
 PATH_ARGUMENTS = ("out", "data_dir", "init_from", "weights", "config")  # train()'s keyword arguments naming files

@@ -42,7 +42,8 @@ def build_parser() -> Parser:
 
 
 def _quiet(exc: BaseException) -> bool:
-    """An error another process of a distributed run reports for all (distributed.quiet): said once, not N times."""
+    """An error another process of a distributed run reports for all (training.ddp.group.quiet): said once, not N
+    times."""
     return bool(getattr(exc, "quiet", False))
 
 

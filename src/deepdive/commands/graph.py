@@ -29,7 +29,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from deepdive.viz.graph import GraphOptions, expression_graph, model_graph, render, to_dot
+    from deepdive.viz.graph import GraphOptions, expression_graph, model_graph
+    from deepdive.viz.graph_dot import render, to_dot
 
     options = GraphOptions(**{name: getattr(args, name) for name in OPTIONS})
     fmt = args.format or _format_from_suffix(args.out)

@@ -32,7 +32,7 @@ def run(args) -> int:
     from deepdive.config.recipes import ARTICLE
     from deepdive.storage.runs import RunDir
     from deepdive.training.setup import run_training
-    from deepdive.viz.run_figures import write_run_figures
+    from deepdive.viz.run_figures import when_complete
 
     flags = {"recipe": "article", "data_dir": args.data_dir, "epochs": args.epochs, "seed": args.seed,
              "device": args.device, "limit_train": args.limit_train, "limit_test": args.limit_test,
@@ -41,7 +41,7 @@ def run(args) -> int:
         return _reproduce_seeds(args, {k: v for k, v in flags.items() if k != "seed"})
     if args.out:
         flags["out"] = args.out
-    summary = run_training(resolve_config(flags), overwrite=args.overwrite, figures=write_run_figures)
+    summary = run_training(resolve_config(flags), overwrite=args.overwrite, figures=when_complete)
     published = ARTICLE["published"]
     lines = ["epoch  article loss  this run: last 1,000-batch block  whole epoch"]
     for m in RunDir(summary["run"]).metrics():

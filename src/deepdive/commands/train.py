@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     """The one home of ``deepdive train``: ``--nproc N`` relaunches this command in N processes (torchrun);
     ``--resume`` continues a run; otherwise a new run - or, in a worker torchrun restarted, its run continued."""
-    from deepdive.training.ddp.group import env_rank
+    from deepdive.training.ddp.torchrun import env_rank
     from deepdive.training.ddp.launcher import launch
 
     flags = config_flags(args)
@@ -41,7 +41,7 @@ def run(args) -> int:
 def _resume(args, flags: dict) -> dict | None:
     from deepdive.training.hooks import pause_hook_from_env
     from deepdive.training.resume import open_resume, resume_run
-    from deepdive.viz.run_figures import write_run_figures
+    from deepdive.viz.run_figures import when_complete
 
     for given, why in (("config", "the run's own config is used"), ("recipe", "a resumed run keeps its values: "
                         "give the ones to change as flags, with --force")):
@@ -54,7 +54,7 @@ def _resume(args, flags: dict) -> dict | None:
         folder.close()
         print(json.dumps(cfg.to_dict(), indent=2))
         return None
-    return resume_run(folder, cfg, differences, figures=write_run_figures, make_hooks=pause_hook_from_env)
+    return resume_run(folder, cfg, differences, figures=when_complete, make_hooks=pause_hook_from_env)
 
 
 def _new(args, flags: dict) -> dict | None:
@@ -64,7 +64,7 @@ def _new(args, flags: dict) -> dict | None:
     from deepdive.training.hooks import pause_hook_from_env
     from deepdive.training.resume import resume_run
     from deepdive.training.setup import run_training
-    from deepdive.viz.run_figures import write_run_figures
+    from deepdive.viz.run_figures import when_complete
 
     config_file = getattr(args, "config", None)
     cfg = resolve_config(flags, read_config_file(config_file) if config_file else None)
@@ -73,8 +73,8 @@ def _new(args, flags: dict) -> dict | None:
         return None
     restarted = restarted_run(cfg, "out" in flags)  # a worker torchrun restarted continues its run folder
     if restarted:
-        return resume_run(*restarted, figures=write_run_figures, make_hooks=pause_hook_from_env)
-    return run_training(cfg, overwrite=args.overwrite, figures=write_run_figures, make_hooks=pause_hook_from_env)
+        return resume_run(*restarted, figures=when_complete, make_hooks=pause_hook_from_env)
+    return run_training(cfg, overwrite=args.overwrite, figures=when_complete, make_hooks=pause_hook_from_env)
 
 
 def report_summary(summary: dict, as_json: bool) -> None:

@@ -97,7 +97,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _distributed_flags(p: argparse.ArgumentParser) -> None:
-    """Data-parallel training (distributed.py); --nproc steers the command, the others are the run's."""
+    """Data-parallel training (training/ddp/); --nproc steers the command, the others are the run's."""
     S = argparse.SUPPRESS
     g = p.add_argument_group("several processes (torchrun + DistributedDataParallel; -b is the global batch)")
     g.add_argument("--nproc", default=None, type=int, metavar="N",

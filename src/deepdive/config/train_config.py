@@ -49,7 +49,7 @@ class TrainConfig:
     val_split: float | None = None  # hold out this stratified fraction of train for validation
     grad_clip: float | None = None  # clip the global gradient norm to this
     strict: bool = False  # imagefolder: refuse unreadable files instead of skipping them
-    recipe: str | None = None  # a named preset (recipes.py); flags given override its values
+    recipe: str | None = None  # a named preset (config/recipes.py); flags given override its values
     schedule: str = "constant"  # learning-rate schedule over training progress (schedule.py)
     warmup: float = 0.0  # warm-up fraction of training
     label_smoothing: float = 0.0
@@ -89,7 +89,7 @@ class TrainConfig:
     unfreeze_after: int | None = None  # with --freeze-backbone: train everything after this many epochs
     head_lr: float | None = None  # the head's own (absolute) learning rate; the rest uses --lr
     classes: list | None = None  # train and test on these classes only (names or indices), in this order
-    sync_bn: bool = False  # distributed: BatchNorm statistics of the global batch (distributed.py)
+    sync_bn: bool = False  # distributed: BatchNorm statistics of the global batch (training/ddp/)
     dist_timeout: float = 120.0  # distributed: seconds without an answer from another process before giving up
 
     def __post_init__(self) -> None:

@@ -54,7 +54,7 @@ class BatchAugmenter:
     def __call__(self, images: torch.Tensor, index: torch.Tensor, epoch: int,
                  rows: tuple[int, int] | None = None) -> torch.Tensor:
         """``rows`` = (first, total): these images are rows [first, first + n) of a global batch of ``total``
-        split among processes (distributed.py); the draws are made for all ``total``, so each image gets what
+        split among processes (training/ddp/); the draws are made for all ``total``, so each image gets what
         one process would give it and the generator moves as in one process."""
         if self.kind == "none":
             return images

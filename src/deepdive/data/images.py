@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from deepdive.errors import UserError
+from deepdive.output import printable
 
 log = logging.getLogger("deepdive")
 
@@ -160,6 +161,6 @@ def report_unreadable(bad: list[str], strict: bool, where: str = "") -> None:
         raise UserError(f"cannot read image {bad[0]} ({len(bad)} unreadable file(s) {where or 'in all'}): "
                         "remove or replace them, or drop --strict to skip them")
     if bad:
-        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        shown = printable(", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""))  # names that are not UTF-8
         log.warning("warning: skipped %d unreadable or non-image file(s)%s: %s", len(bad),
                     f" {where}" if where else "", shown)

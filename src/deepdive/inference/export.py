@@ -2,7 +2,7 @@
 
 What is exported is the run's whole inference, not the bare network: a module that takes **uint8 pixels**
 (N, C, H, W) - RGB, or grey for one channel, already at the model's H x W - normalizes them with the run's
-mean and std, runs the run's test-time views (``evaluate.tta_logits``: the mirror image, the one-pixel
+mean and std, runs the run's test-time views (``training.evaluation.tta_logits``: the mirror image, the one-pixel
 shifts) and returns float32 **logits** (N, classes), their average over the views. Softmax of them is what
 ``deepdive.load(run)(images)`` returns. The batch dimension is free. Resizing is not inside: a file is
 fitted to H x W as ``data.imagefolder.load_image`` does (``deepdive.load(run).read_file`` gives that array).
@@ -14,7 +14,7 @@ Every file is checked before it is written: the bytes are reloaded (``torch.jit.
 traced, and compared with ``deepdive.load``'s predictor (float32) on the same images. The largest
 difference is printed beside the tolerance; above it the export fails (exit 1) and nothing is written.
 Files are written atomically. A scratch-engine run is exported as the same architecture rebuilt on
-torch from its weights (the families are written once for both engines; ``api.Predictor.model``).
+torch from its weights (the families are written once for both engines; ``inference.predictor.Predictor.model``).
 """
 from __future__ import annotations
 

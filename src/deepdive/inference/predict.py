@@ -4,7 +4,7 @@ Each file is read exactly as image-folder training data is (``load_image``:
 converted to the model's channels, fitted to its input size by the run's
 recorded ``resize_mode`` - squash for runs that predate it) and
 normalized with the run's own mean and std, and classified with its test-time
-views - all by ``deepdive.load``'s predictor (``api.Predictor.predict``), so
+views - all by ``deepdive.load``'s predictor (``inference.predictor.Predictor.predict``), so
 predict, evaluate and the Python API agree bit for bit. Files that are not
 images are reported and do not stop the rest.
 """

@@ -123,7 +123,7 @@ class Predictor:
         self.input_shape: tuple[int, int, int] = tuple(int(v) for v in info["input_shape"])  # type: ignore
         from deepdive.data.pipeline import per_channel
         self.mean, self.std = per_channel(info["mean"], info["std"], self.input_shape[0])
-        self.settings = settings  # loading.MODEL_SETTINGS: options, engine, tta, amp, ema
+        self.settings = settings  # model_loading.MODEL_SETTINGS: options, engine, tta, amp, ema
         self.tta: str = settings["tta"]
         self.amp: bool = bool(engine.amp)
         self.ema: bool = settings["ema"]

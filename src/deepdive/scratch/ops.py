@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepdive.scratch.elementwise import Add, Exp, Log, Mul, Pow, ReLU, Sigmoid, Tanh
-from deepdive.scratch.reductions import LogSoftmax, MatMul, Max, Sum, _norm_axes
+from deepdive.scratch.reductions import LogSoftmax, MatMul, Max, Sum, normalize_axes
 from deepdive.scratch.shapes import Index, Permute, Reshape
 from deepdive.scratch.tensor import Tensor
 
@@ -83,7 +83,7 @@ def _sum(self, dim=None, keepdim=False, axis=None, keepdims=None):
 
 def _mean(self, dim=None, keepdim=False, axis=None, keepdims=None):
     """mean x = (Σ x) / n over the reduced axes."""
-    axes = _norm_axes(_axis(dim, axis), self.ndim)
+    axes = normalize_axes(_axis(dim, axis), self.ndim)
     count = int(np.prod([self.shape[a] for a in axes]))
     return _sum(self, axes, keepdim if keepdims is None else keepdims) / count
 

@@ -41,7 +41,8 @@ class MatMul(Function):
         return ga, gb
 
 
-def _norm_axes(axis, ndim):
+def normalize_axes(axis, ndim) -> tuple:
+    """``axis`` (None: all, an int, or several) as a tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if np.isscalar(axis) else tuple(axis)
@@ -53,7 +54,7 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        ctx.shape, ctx.axes, ctx.keepdims = x.shape, _norm_axes(axis, x.ndim), keepdims
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, normalize_axes(axis, x.ndim), keepdims
         return np.asarray(x.sum(axis=ctx.axes, keepdims=keepdims))
 
     @staticmethod
@@ -68,7 +69,7 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        axes = _norm_axes(axis, x.ndim)
+        axes = normalize_axes(axis, x.ndim)
         y = x.max(axis=axes, keepdims=True)
         mask = (x == y)
         ctx.save_for_backward(mask / mask.sum(axis=axes, keepdims=True))

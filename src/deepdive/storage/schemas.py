@@ -27,7 +27,7 @@ def check_model_info(info, where: str) -> None:
         "channels_last": bool,
         "article_exact": bool,
         "resize_mode": Check(str, lambda v: v in ("crop", "squash"), "crop or squash"),  # absent: squash (older)
-        # how the run evaluates the model (absent in older runs: their config.json says; loading.model_settings)
+        # how the run evaluates the model (absent in older runs: their config.json says; inference.model_loading.model_settings)
         "tta": Check(str, lambda v: v in TTA_MODES, f"one of {', '.join(TTA_MODES)}"),
         "amp": bool,
         "ema": bool,  # model.safetensors holds the exponential moving average of the weights

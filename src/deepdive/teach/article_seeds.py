@@ -63,9 +63,9 @@ def run_seeds(flags: dict, seeds: list[int], out: Path, jobs: int, overwrite: bo
         if jobs == 1:
             from deepdive.config.resolve import resolve_config
             from deepdive.training.setup import run_training
-            from deepdive.viz.run_figures import write_run_figures
+            from deepdive.viz.run_figures import when_complete
             summary = run_training(resolve_config({**flags, "seed": seed, "out": str(folder)}), overwrite=overwrite,
-                                   figures=write_run_figures)
+                                   figures=when_complete)
         else:
             summary = _in_a_process(flags, seed, folder, overwrite)
         from deepdive.storage.runs import RunDir

@@ -42,7 +42,7 @@ def evaluate_split(engine, model, split: Split, train_mode: bool = False, tta: s
 
 def evaluation_sums(engine, model, split: Split, train_mode: bool = False, tta: str = "none") -> tuple[float, int, int]:
     """(summed cross-entropy, correct predictions, images counted): what a distributed evaluation adds up over
-    the processes, each measuring its own share of the split (distributed.DistributedTrainer.evaluate)."""
+    the processes, each measuring its own share of the split (the loop's ``Trainer.evaluate``)."""
     loss_sum, correct, seen = 0.0, 0, 0
     if len(split) == 0:
         return loss_sum, correct, seen

@@ -68,8 +68,8 @@ class Trainer:
         metric = "val_accuracy" if bundle.val is not None else "test_accuracy"
         self.state = TrainState(best={"metric": metric, "value": None, "epoch": None}, target=target)
         self.augmenter = self.ema = None
-        self.tensorboard = None  # viz.tensorboard.TensorBoardLog with --tensorboard
-        self.freezer = None  # train.finetune.Freezer with --freeze-backbone
+        self.tensorboard = None  # training.tensorboard.TensorBoardLog with --tensorboard
+        self.freezer = None  # training.finetune.Freezer with --freeze-backbone
         if cfg.augment != "none":
             from deepdive.data.augment import BatchAugmenter
             self.augmenter = BatchAugmenter(cfg.augment, cfg.crop_pad, len(bundle.train), cfg.seed)
@@ -88,7 +88,7 @@ class Trainer:
                 "augment": self.augmenter.state() if self.augmenter else None}
 
     def restore(self, saved: dict) -> None:
-        """Load a checkpoint (structure checked by ``schemas.check_state``); anything in it that does not
+        """Load a checkpoint (structure checked by ``storage.schemas.check_state``); anything in it that does not
         fit this run - another model's weights, optimizer state of other shapes or types, an order of
         another dataset, a bad RNG state - raises here, before the caller writes a byte."""
         from deepdive.storage.state_file import restore_rng, torch_tree_to_numpy

@@ -9,7 +9,7 @@ beginning with its saved config.
 Nothing in the folder is written until everything - flags, every file's
 schema, the model rebuilt, the checkpoint restored into it - has been
 checked: a resume that fails leaves the folder byte for byte as it was. The
-folder is locked (``runs.FolderLock``) from the start, so two processes never
+folder is locked (``storage.runs.FolderLock``) from the start, so two processes never
 continue one run.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def open_resume(run_dir: str, flags: dict, force: bool = False):
     from deepdive.storage.config_file import read_config_file
     from deepdive.config.resolve import resolve_resume
     from deepdive.storage.runs import CONFIG, RunDir
-    from deepdive.training.ddp.group import env_rank
+    from deepdive.training.ddp.torchrun import env_rank
 
     run = RunDir.open(run_dir, lock=env_rank() == 0)  # under torchrun rank 0 alone holds (and writes) the folder
     try:

@@ -32,7 +32,7 @@ class Components:
     optimizer: Any
     model_options: dict  # every constructor argument beyond shape and classes (model.json records them)
     channels_last: bool
-    freezer: Any = None  # train.finetune.Freezer with --freeze-backbone
+    freezer: Any = None  # training.finetune.Freezer with --freeze-backbone
 
 
 def build_components(cfg: TrainConfig, bundle, initial_weights: bool = True) -> Components:
@@ -141,14 +141,15 @@ def run_training(cfg: TrainConfig, overwrite: bool = False, resume_state: dict |
     checked before anything in the folder is written. ``clock`` and ``hooks``
     are for tests (see ``Stopwatch`` and ``training.hooks``); ``make_hooks`` makes the hook from the run's
     stop flag instead (the CLI's ``hooks.pause_hook_from_env``). ``figures`` draws RUN/figures/ when the run
-    completes (``viz.run_figures.write_run_figures``; the floors above pass it, the loop draws nothing).
-    Under torchrun this process is one of the run's (``ddp.group.start``): rank 0 alone makes, locks and
+    completes (``viz.run_figures.when_complete``; the floors above pass it, the loop draws nothing).
+    Under torchrun this process is one of the run's (``ddp.torchrun.start``): rank 0 alone makes, locks and
     writes the run folder, the others read it (``ReadOnlyRun``).
     """
     from deepdive.training.run_data import prepare_data
     from deepdive.storage.read_only_run import ReadOnlyRun
     from deepdive.storage.runs import RunDir
-    from deepdive.training.ddp.group import OneProcess, start, threads_per_process
+    from deepdive.training.ddp.group import OneProcess
+    from deepdive.training.ddp.torchrun import start, threads_per_process
     from deepdive.training.threads import busy_cores, set_threads, warn_if_oversubscribed
 
     _absolute_sources(cfg, new_run=resume_state is None)
@@ -243,10 +244,10 @@ def _require_tensorboard() -> None:
         raise UserError(INSTALL_HINT) from None
 
 
-def _draw_figures(write_run_figures, cfg, run, bundle, trainer) -> None:
+def _draw_figures(figures, cfg, run, bundle, trainer) -> None:
     """RUN/figures/ when the run completes; a failure costs the pictures, never the finished run."""
     try:
-        write_run_figures(run, trainer.engine, trainer.eval_model(), bundle.test, bundle.classes, cfg.tta, cfg.svg)
+        figures(run, trainer.engine, trainer.eval_model(), bundle.test, bundle.classes, cfg.tta, cfg.svg)
     except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run
         log.warning("warning: could not draw the run's figures (%s: %s); `deepdive report %s` retries",
                     type(exc).__name__, str(exc)[:120], run.path)
@@ -316,7 +317,7 @@ def _move_data_to(engine, bundle) -> None:
 
 def evaluation_settings(cfg: TrainConfig) -> dict:
     """How the run's weights are evaluated, recorded in model.json so that ``deepdive.load``, predict,
-    evaluate and export rebuild a run from model.json alone (loading.MODEL_SETTINGS)."""
+    evaluate and export rebuild a run from model.json alone (inference.model_loading.MODEL_SETTINGS)."""
     return {"tta": cfg.tta, "amp": cfg.amp, "ema": cfg.ema is not None}
 
 

@@ -10,18 +10,17 @@ formula (g = ∂L/∂y arriving from above) and the gradient values it received:
 numbers. Intermediate gradients are not kept by the engine, so each recorded operation is wrapped in
 an observer that notes the gradient arriving at it and hands over to the operation's own backward.
 
-DOT is written by this module; SVG and PNG go through the ``graphviz`` package and Graphviz's ``dot``,
-both imported or looked for only when asked for.
+DOT, SVG and PNG are written by viz/graph_dot.py.
 """
 from __future__ import annotations
 
 import ast
 import math
 import re
-import shutil
 from dataclasses import dataclass, field
 
 from deepdive.config.specs import scratch_models
+from deepdive.viz.graph_dot import numbers_text, shape_text
 from deepdive.errors import UserError, first_line
 
 # numpy, the engine, graphviz: imported where used, since building the CLI's parser imports this module
@@ -30,7 +29,6 @@ MODEL_TARGETS = {**{name: name for name in scratch_models()}, "mlp": "simplenet"
 TITLES = {"perceptron": "perceptron f(x, w) = wᵀx + b", "simplenet": "mlp (the article's SimpleNet)",
           "article-cnn": "article-cnn (the article's Net, in training mode: dropout drawn)"}
 FUNCTIONS = ("relu", "sigmoid", "tanh", "exp", "log", "sum", "mean", "max")
-SHOWN_ELEMENTS = 16  # tensors up to this size show their numbers, larger ones a summary
 MAX_ELEMENTS = 1_000_000  # per --shape variable: a graph, not a benchmark
 MAX_EXAMPLE = 200_000  # numbers per model input example (3x224x224 fits)
 MAX_EXPRESSION = 1000  # characters
@@ -58,14 +56,6 @@ OPS = {
     "AvgPool2d": ("avg_pool2d", ("x",), "∂L/∂x = g/(kh·kw) to each window"),
     "AdaptiveAvgPool2d": ("adaptive_avg_pool2d", ("x",), "∂L/∂x = g/|bin| to each bin"),
 }
-STYLE = {  # how each kind of node is drawn: parameters stand out, as in the article
-    "op": 'shape=box, style="rounded,filled", fillcolor="#e8eef7"',
-    "param": 'shape=box3d, style=filled, fillcolor="#ffe08a"',
-    "variable": 'shape=box, style=filled, fillcolor="#c9f0c9"',
-    "input": 'shape=ellipse, style=filled, fillcolor="#eeeeee"',
-    "const": 'shape=plaintext',
-}
-
 
 @dataclass
 class GraphOptions:
@@ -161,7 +151,7 @@ def _node_for(obj, key, names, data_name, variables, made) -> Node:
             return Node(key, kind, names[id(obj)], obj.shape, obj.data, tensor=obj)
         return Node(key, "input", data_name, obj.shape, obj.data, tensor=obj)
     array = np.asarray(obj)
-    name = names.get(id(obj)) or (_numbers(array) if array.size == 1 else "constant")
+    name = names.get(id(obj)) or (numbers_text(array) if array.size == 1 else "constant")
     return Node(key, "const", name, array.shape, array)
 
 
@@ -202,7 +192,7 @@ def model_graph(name: str, args: "GraphOptions") -> Graph:
             root.backward()
     finally:
         np.random.set_state(saved)
-    title = f"{TITLES[name]}: input {_shape_text((batch, *input_shape))}, {args.classes} classes"
+    title = f"{TITLES[name]}: input {shape_text((batch, *input_shape))}, {args.classes} classes"
     return _with_leaf_grads(Graph(title, nodes, args.backward, loss))
 
 
@@ -366,10 +356,9 @@ def _shapes(items: list[str]) -> dict:
 
 
 def _shapes_text(env: dict) -> str:
-    return ", ".join(f"{v} {_shape_text(t.shape)}" for v, t in env.items())
+    return ", ".join(f"{v} {shape_text(t.shape)}" for v, t in env.items())
 
 
-# -- labels and DOT --------------------------------------------------------------------------------
 def _with_leaf_grads(graph: Graph) -> Graph:
     """After backward, leaves hold their gradient in ``.grad`` (operations got theirs on the way)."""
     if graph.backward:
@@ -379,88 +368,3 @@ def _with_leaf_grads(graph: Graph) -> Graph:
     return graph
 
 
-def _shape_text(shape: tuple) -> str:
-    return "x".join(str(s) for s in shape) if shape else "scalar"
-
-
-def _numbers(a) -> str:
-    """Up to SHOWN_ELEMENTS values as a nested list, 4 significant digits (parseable back)."""
-    import numpy as np
-
-    a = np.asarray(a) + 0  # relu's −0. shows as 0.
-    if a.ndim == 0:
-        return f"{a.item():.4g}"
-    return np.array2string(a, precision=4, separator=", ", floatmode="maxprec", max_line_width=72)
-
-
-def _summary(a) -> str:
-    """A tensor for a label: its numbers when small, else shape, L2 norm and its first three numbers."""
-    import numpy as np
-
-    a = np.asarray(a) + 0
-    if a.size <= SHOWN_ELEMENTS:
-        return _numbers(a)
-    first = ", ".join(f"{v:.4g}" for v in a.reshape(-1)[:3])
-    return f"{_shape_text(a.shape)}, norm {np.linalg.norm(a.astype(np.float64)):.4g}, first {first}, …"
-
-
-def label(node: Node, backward: bool) -> str:
-    """Name and shape; with --backward also the local gradient formula, the values (when small)
-    and the gradient received."""
-    small = node.value.size <= SHOWN_ELEMENTS
-    if node.kind == "const" and small and node.name != "labels":
-        return node.name if node.value.size == 1 else f"{node.name}\n{_numbers(node.value)}"
-    lines = [node.name, _shape_text(node.shape)]
-    if backward:
-        y = "y" if node.kind == "op" else node.name
-        if node.kind == "op":
-            lines.append(node.formula)
-        if small:
-            lines.append(f"{y} = {_numbers(node.value)}")
-        if node.grad is not None:
-            lines.append(f"∂L/∂{y} = {_summary(node.grad)}")
-    return "\n".join(lines)
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def to_dot(graph: Graph) -> str:
-    """The graph in Graphviz's DOT language: one line per node (class= its kind), one per data edge."""
-    title = graph.title
-    if graph.backward:
-        title += f"\n{graph.loss};  g = ∂L/∂y, the gradient arriving at an operation from above"
-    lines = ["digraph graph_ {",
-             # left to right reads like the article's figures; a long chain (a whole model) reads better
-             # top to bottom than as one strip many screens wide; dpi 150: small graphs still >= 800 px
-             f"  label={_quote(title)}; labelloc=t; rankdir={'TB' if len(graph.nodes) > 12 else 'LR'}; "
-             "fontname=Helvetica; dpi=150;",
-             "  node [fontname=Helvetica, fontsize=11]; edge [fontname=Helvetica, fontsize=9];",
-             "  // operations: rounded boxes; parameters: yellow 3-D boxes; variables: green; data: grey ellipses"]
-    for node in graph.nodes:
-        lines.append(f"  {node.key} [label={_quote(label(node, graph.backward))}, class={node.kind}, "
-                     f"{STYLE[node.kind]}];")
-    for node in graph.nodes:
-        for source, role in node.inputs:
-            text = f"{role}: {_shape_text(source.shape)}" if role else _shape_text(source.shape)
-            lines.append(f"  {source.key} -> {node.key} [label={_quote(text)}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def render(dot: str, fmt: str) -> bytes:
-    """SVG or PNG bytes from DOT through the ``graphviz`` package and Graphviz's ``dot`` program."""
-    try:
-        import graphviz
-    except ImportError:
-        raise UserError(f"--format {fmt} needs the graphviz Python package: pip install graphviz "
-                        "(or use --format dot)") from None
-    if shutil.which("dot") is None:
-        raise UserError(f"--format {fmt} needs Graphviz's dot program: apt-get install graphviz "
-                        "(or use --format dot)")
-    try:
-        return graphviz.Source(dot).pipe(format=fmt)
-    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-        reason = first_line(exc, None)
-        raise UserError(f"Graphviz's dot could not draw the graph ({reason[:200]}): use --format dot") from None

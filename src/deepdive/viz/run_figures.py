@@ -165,3 +165,9 @@ def write_run_figures(run, engine, model, test, classes: list[str], tta: str, sv
         if grid:
             paths["mistakes"] = grid
     return {"per_class": table, "confusion": matrix.tolist(), "figures": {k: str(v) for k, v in paths.items()}}
+
+
+def when_complete(run, engine, model, test, classes: list[str], tta: str, svg: bool = False) -> dict:
+    """The drawer the commands and ``deepdive.train`` hand to the loop (``run_training(figures=...)``): a run's
+    figures when it completes. The loop imports nothing of ``viz``; the floors above choose what it draws."""
+    return write_run_figures(run, engine, model, test, classes, tta, svg)

@@ -8,7 +8,8 @@ variables (RANK, WORLD_SIZE, LOCAL_RANK, TORCHELASTIC_RESTART_COUNT). The traini
 the sums of a few numbers, and the model as DDP wraps it, and lets rank 0 alone (``group.main``)
 write the run folder. The pieces live by concept:
 
-- ``group.py``: the process group (both kinds), the environment torchrun sets, what a run refuses;
+- ``group.py``: the process group, both kinds, and what the loop asks of it;
+- ``torchrun.py``: the environment torchrun sets, what a run of several processes refuses, joining the group;
 - ``sharding.py``: the training split as one process steps through it (``ShardedSplit``);
 - ``layers.py``: dropout and BatchNorm over the global batch (``GlobalBatchDropout``, ``CpuSyncBatchNorm``);
 - ``launcher.py``: ``deepdive train --nproc N`` and the run a restarted worker resumes (above

@@ -11,7 +11,8 @@ import signal
 
 from deepdive.errors import UserError
 from deepdive.storage.runs import RunDir
-from deepdive.training.ddp.group import check, env_rank, quiet, restart_count, threads_per_process
+from deepdive.training.ddp.group import quiet
+from deepdive.training.ddp.torchrun import check, env_rank, restart_count, threads_per_process
 from deepdive.training.resume import open_resume
 
 log = logging.getLogger("deepdive")
