@@ -273,3 +273,38 @@ def test_training_modules_keep_within_the_size_limits():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 too_long.append(f"{path.name}: {node.name}, {node.end_lineno - node.lineno + 1} lines")
     assert too_long == []
+
+
+def test_the_real_process_group_of_one_trains_as_one_process(cli, tmp_path, monkeypatch):
+    """The loop holding a real ``ProcessGroup`` (gloo, one process, in this process: DDP's wrapper, the step's
+    all-reduce of loss, signals and clock, the sharded evaluation's sums, rank 0's writes) ends with the very
+    weights and metrics of the same run in ``OneProcess``: the group's code runs here, where the in-process
+    tests (and mutation testing) see it, not only in the 2-process launches above."""
+    import torch
+    import torch.distributed as tdist
+
+    from deepdive.training.ddp import torchrun
+    from deepdive.training.ddp.group import ProcessGroup
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**CONFIG, "model": "article-cnn", "synthetic": {**CONFIG["synthetic"],
+                                  "shape": [3, 9, 9]}, "augment": "crop-flip", "ema": 0.9}))
+    alone = tmp_path / "alone"
+    assert cli("train", "--config", config, "--out", alone).code == 0
+
+    def one_of_one(cfg):
+        store = tdist.FileStore(str(tmp_path / "store"), 1)
+        tdist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        return ProcessGroup(0, 1, 0, 1, torch.device("cpu"), timeout=60.0)
+
+    monkeypatch.setattr(torchrun, "start", one_of_one)
+    grouped = tmp_path / "grouped"
+    try:
+        assert cli("train", "--config", config, "--out", grouped).code == 0
+    finally:
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+    assert max_difference(weights(grouped), weights(alone)) == 0.0
+    lines = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (alone, grouped)]
+    keys = ("train_loss", "test_loss", "test_accuracy")
+    assert [[m[k] for k in keys] for m in lines[0]] == [[m[k] for k in keys] for m in lines[1]]
