@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -168,9 +167,7 @@ class Predictor:
         return Normalizer(self.mean, self.std, self.input_shape[0])(batch.to(next(self.model.parameters()).device))
 
     def _logits(self, batch):
-        """One batch through the engine, exactly as ``evaluate.evaluate_split`` computes it."""
-        import torch
-
+        """One batch through the engine, exactly as ``training.evaluation`` computes it."""
         from deepdive.training.engines import evaluation
         from deepdive.training.evaluation import tta_logits
 

@@ -25,7 +25,7 @@ import os
 import socket
 from pathlib import Path
 
-from deepdive.config.specs import SOURCES, TIMM_HINT, available, split_name  # noqa: F401
+from deepdive.config.specs import split_name
 from deepdive.errors import UserError, first_line
 
 log = logging.getLogger("deepdive")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from deepdive.config.specs import MODELS, MODELS_SPECS, spec  # noqa: F401  (the declarations; built here)
+from deepdive.config.specs import spec  # the declarations (config/specs.py); built here
 
 
 def model_options(name: str, values: dict) -> dict:

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepdive.config.resolve import default_run_dir  # noqa: F401  (where a run goes by default)
 from deepdive.storage.atomic import is_temp_file, write_json_atomic
 from deepdive.errors import UserError, WriteFailed
 

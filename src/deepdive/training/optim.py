@@ -18,7 +18,7 @@ velocity by the new η.
 """
 from __future__ import annotations
 
-from deepdive.config.names import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS  # noqa: F401  (re-read here by the factory)
+from deepdive.config.names import DEFAULT_WEIGHT_DECAY
 
 
 
