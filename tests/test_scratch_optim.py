@@ -88,3 +88,40 @@ def test_zero_grad_and_missing_grads():
     p.grad = np.ones(2)
     opt.zero_grad()
     assert p.grad is None
+
+
+@pytest.mark.parametrize("factor", [0.75, 1.5, 3.0])
+def test_scratch_gradient_clipping_is_torchs_to_the_last_digit(factor):
+    """The scratch engine clips as ``torch.nn.utils.clip_grad_norm_``: every gradient scaled by
+    max_norm / (‖g‖₂ + 1e-6) when that is below 1, untouched otherwise (a norm between max_norm / 2 and
+    max_norm included), compared in float64 to 1e-12."""
+    import torch
+
+    from deepdive.training.engines import ScratchEngine
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in ((3, 4), (4,), (2, 2))]
+    norm = float(np.sqrt(sum((a ** 2).sum() for a in arrays)))
+    max_norm = norm / factor
+
+    class Param:
+        def __init__(self, grad):
+            self.grad = grad
+
+    class Model:
+        params = [Param(a.copy()) for a in arrays]
+
+        def parameters(self):
+            return self.params
+
+    model = Model()
+    total = ScratchEngine.clip_grad_norm(object.__new__(ScratchEngine), model, max_norm)
+    reference = [torch.tensor(a, requires_grad=True) for a in arrays]
+    for t, a in zip(reference, arrays):
+        t.grad = torch.tensor(a)
+    expected_total = float(torch.nn.utils.clip_grad_norm_(reference, max_norm))
+    assert total == pytest.approx(expected_total, rel=1e-12)
+    for p, t in zip(model.params, reference):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12, atol=0)
+    if factor < 1:
+        assert all(np.array_equal(p.grad, a) for p, a in zip(model.params, arrays))  # below the norm: untouched
