@@ -66,6 +66,25 @@ def test_torchscript_and_exported_program_round_trip(cli, tmp_path_factory, tmp_
     assert not (run / "model.ts").exists()  # --out was honoured
 
 
+def test_the_exported_normalization_moves_with_the_module_and_leaves_its_input_alone(cli, tmp_path_factory,
+                                                                                     tmp_path):
+    """The file holds the run's mean and std as the module's own buffers ``mean`` and ``std`` (they follow
+    ``.to(device)``; no device is written into the traced code), and a float input is not changed in place."""
+    run, _ = trained("FASTNET", tmp_path_factory)
+    assert cli("export", run, "--format", "torchscript", "--out", tmp_path / "m.ts").code == 0
+    module = torch.jit.load(str(tmp_path / "m.ts"))
+    predictor = deepdive.load(run, device="cpu")
+    buffers = dict(module.named_buffers())
+    assert torch.allclose(buffers["mean"].flatten(), torch.tensor(predictor.mean, dtype=torch.float32))
+    assert torch.allclose(buffers["std"].flatten(), torch.tensor(predictor.std, dtype=torch.float32))
+    assert "cpu" not in module.code
+    x = images(2).float()
+    before = x.clone()
+    with torch.no_grad():
+        module(x)
+    assert torch.equal(x, before)
+
+
 def test_a_scratch_engine_run_exports_its_torch_rebuild(cli, tmp_path_factory, tmp_path):
     run, _ = trained("SCRATCH", tmp_path_factory)
     result = cli("export", run, "--format", "torchscript", "--out", tmp_path / "s.pt", "--json")

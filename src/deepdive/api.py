@@ -19,7 +19,7 @@ def train(overwrite: bool = False, **config: Any) -> dict:
 
     Keyword arguments are ``TrainConfig`` fields (``model="fastnet"``, ``epochs=3``, ``out="runs/x"``, ...),
     plus ``synthetic_shape``/``synthetic_classes`` and ``config`` (a config.json to start from, as
-    ``--config``), resolved by ``config.resolve_config`` exactly as the command's flags are; ``overwrite``
+    ``--config``), resolved by ``config.resolve.resolve_config`` exactly as the command's flags are; ``overwrite``
     replaces an existing run folder. Bad values raise ``UserError``, a failed run ``RunFailed``.
 
     Paths (``out``, ``data_dir``, ``init_from``, ``weights``, ``config``) may be ``str`` or any

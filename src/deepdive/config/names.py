@@ -9,7 +9,7 @@ import difflib
 
 MAX_EPOCHS = 1_000_000
 MAX_LR = 1e30  # far beyond any training (the divergence tests use 1e9), within what torch's lr can hold
-MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape): schemas.MAX_SIDE
+MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape, model.json's input shape)
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")

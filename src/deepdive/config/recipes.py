@@ -1,7 +1,7 @@
 """Named recipes: presets of model + optimizer + schedule + augmentation + evaluation.
 
 A recipe sits between the defaults and everything the user says: the order is
-defaults < recipe < ``--config`` file < flags given (``config.resolve_config``).
+defaults < recipe < ``--config`` file < flags given (``config.resolve.resolve_config``).
 ``values`` hold everywhere; ``cpu``/``cuda`` adjust them to the device the run
 trains on (a CPU learns more per second from smaller batches and a narrower
 network; a GPU wants large batches). Every value carries its reason in

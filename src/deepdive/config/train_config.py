@@ -28,7 +28,7 @@ class TrainConfig:
     data_dir: str = "./data"
     engine: str = "torch"
     optimizer: str = "adam"
-    lr: float | None = None  # None: the optimizer's own default (optim.DEFAULT_LR), recorded once resolved
+    lr: float | None = None  # None: the optimizer's own default (config.names.DEFAULT_LR), recorded once resolved
     momentum: float | None = None  # None: the optimizer's own default
     weight_decay: float | None = None  # None: the optimizer's own default
     batch_size: int = 64
@@ -50,7 +50,7 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the global gradient norm to this
     strict: bool = False  # imagefolder: refuse unreadable files instead of skipping them
     recipe: str | None = None  # a named preset (config/recipes.py); flags given override its values
-    schedule: str = "constant"  # learning-rate schedule over training progress (schedule.py)
+    schedule: str = "constant"  # learning-rate schedule over training progress (training/schedule.py)
     warmup: float = 0.0  # warm-up fraction of training
     label_smoothing: float = 0.0
     ema: float | None = None  # decay of an exponential moving average of the weights (evaluated instead)

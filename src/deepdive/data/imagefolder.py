@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from deepdive.config.machine import memory_limit
-from deepdive.data.images import (ALPHA_KINDS, DEFAULT_MAX_BYTES, UnreadableImage, check_header,  # noqa: F401
+from deepdive.data.images import (ALPHA_KINDS, DEFAULT_MAX_BYTES, UnreadableImage, check_header,
                                   read_image, report_unreadable)
 from deepdive.data.pipeline import Split, stratified_split
 from deepdive.errors import UserError

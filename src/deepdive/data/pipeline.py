@@ -139,22 +139,24 @@ def per_channel(mean, std, channels: int) -> tuple[tuple[float, ...], tuple[floa
     return mean, std
 
 
-class Normalizer(torch.nn.Module):
-    """uint8 batch -> float32 ``(x / 255 - mean) / std``, done on whole batches.
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 ``(x / 255 - mean) / std``: the one normalization of deepdive. The loop's engines
+    and the predictor call it through ``Normalizer``; the exported model (``inference/export.py``) traces this
+    very function on its own buffers, which move with the module to any device."""
+    return (images.to(torch.float32) / 255.0 - mean) / std
 
-    The one normalization of deepdive: the loop's engines, the predictor and the exported model (a module,
-    so ``deepdive export`` traces this very code) all call it. A one-value mean/std (grey statistics) is
-    broadcast to every channel."""
+
+class Normalizer:
+    """uint8 batch -> float32 ``(x / 255 - mean) / std`` (``normalize``), done on whole batches, on the batch's
+    device. A one-value mean/std (grey statistics) is broadcast to every channel (``per_channel``)."""
 
     def __init__(self, mean, std, channels: int):
-        super().__init__()
         mean, std = per_channel(mean, std, channels)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
-        return (images.to(torch.float32).div_(255.0) - mean) / std
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(images, self.mean.to(images.device), self.std.to(images.device))
 
 
 def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,

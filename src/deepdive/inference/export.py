@@ -132,20 +132,21 @@ def export_module(predictor):
 
     import torch
 
-    from deepdive.data.pipeline import Normalizer
+    from deepdive.data.pipeline import normalize
     from deepdive.training.evaluation import tta_logits
 
     class Preprocessed(torch.nn.Module):
-        def __init__(self, model, normalize, tta: str):
+        def __init__(self, model, mean, std, tta: str):
             super().__init__()
-            self.model, self.normalize, self.tta = model, normalize, tta
+            self.model, self.tta = model, tta
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
         def forward(self, images):
-            return tta_logits(self.model, self.normalize(images), self.tta).float()
+            return tta_logits(self.model, normalize(images, self.mean, self.std), self.tta).float()
 
     model = copy.deepcopy(predictor.model).cpu().float().to(memory_format=torch.contiguous_format).eval()
-    normalize = Normalizer(predictor.mean, predictor.std, predictor.input_shape[0])
-    return Preprocessed(model, normalize, predictor.tta).eval()
+    return Preprocessed(model, predictor.mean, predictor.std, predictor.tta).eval()
 
 
 def sample_images(shape):

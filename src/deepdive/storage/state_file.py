@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from deepdive.storage.atomic import write_atomic
-from deepdive.errors import UserError
+from deepdive.errors import UserError, first_line
 
 FORMAT = 2  # 2: the loop's fields under "loop" (TrainState); 1: the same fields at the top level
 
@@ -63,8 +63,8 @@ def load_state(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "not a plain-data checkpoint"
-        raise UserError(f"refused to load {path}: it is not a plain training-state file ({first[:160]}); "
+        first = first_line(exc) if str(exc).strip() else "not a plain-data checkpoint"
+        raise UserError(f"refused to load {path}: it is not a plain training-state file ({first}); "
                         "delete it to restart the run, or restore the file deepdive wrote") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
             MemoryError, OverflowError) as exc:

@@ -1,6 +1,6 @@
 """Engines: what supplies tensors, modules, losses and optimizers to the training loop.
 
-The loop in ``deepdive.train`` is written against the ``Engine`` protocol below
+The loop (``training/loop.py``) is written against the ``Engine`` protocol below
 only, so the same loop trains a model on PyTorch and on the from-scratch NumPy
 engine. An option one engine cannot honour is refused by ``TrainConfig`` for
 that engine, by name; none is silently ignored.

@@ -1,6 +1,6 @@
 """``deepdive train --resume RUN_DIR``: continue a run from its last checkpoint.
 
-The run's stored config.json is the configuration (``config.resolve_resume``):
+The run's stored config.json is the configuration (``config.resolve.resolve_resume``):
 flags given alongside that would change the run are refused, one line per
 difference, unless ``--force`` (which the run records). A completed run is
 reported and left alone; a run with no checkpoint yet starts again from the

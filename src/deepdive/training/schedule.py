@@ -13,7 +13,7 @@ linearly from 0: η·p/w for p < w.
 """
 from __future__ import annotations
 
-from deepdive.config.names import SCHEDULES  # noqa: F401
+from deepdive.config.names import SCHEDULES
 
 import math
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from deepdive.version import __version__
 from deepdive.config.train_config import TrainConfig
-from deepdive.errors import Interrupted, RunFailed, UserError, WriteFailed
+from deepdive.errors import Interrupted, RunFailed, UserError, WriteFailed, first_line
 
 log = logging.getLogger("deepdive")
 
@@ -96,7 +96,7 @@ def check_forward(name: str, engine, model, bundle) -> None:
         with evaluation(model), engine.no_grad(), engine.autocast():
             model(engine.inputs(bundle.train.head(2)))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        detail = first_line(exc, 160)
         raise UserError(f"--model {name} cannot take the data's {c}x{h}x{w} images ({detail}): use --image-size, "
                         "or drop --small-input, or choose another model") from None
 
@@ -275,7 +275,7 @@ def _resume_point(trainer, run, saved: dict) -> dict:
     except UserError:
         raise
     except Exception as exc:  # another model's weights, a foreign optimizer state, a bad RNG state, ...
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        detail = first_line(exc, 160)
         raise UserError(f"{run.file(STATE)} does not fit this run ({detail}): resume without the flags "
                         "that change the model or data, or delete state.pt to restart the run") from None
     return summary

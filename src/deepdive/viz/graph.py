@@ -27,7 +27,7 @@ from deepdive.errors import UserError, first_line
 
 MODEL_TARGETS = {**{name: name for name in scratch_models()}, "mlp": "simplenet"}  # (the article calls it an MLP)
 TITLES = {"perceptron": "perceptron f(x, w) = wᵀx + b", "simplenet": "mlp (the article's SimpleNet)",
-          "article-cnn": "article-cnn (the article's Net, in training mode: dropout drawn)"}
+          "article-cnn": "article-cnn (the article's Net, in training mode: dropout as a product with its drawn mask)"}
 FUNCTIONS = ("relu", "sigmoid", "tanh", "exp", "log", "sum", "mean", "max")
 MAX_ELEMENTS = 1_000_000  # per --shape variable: a graph, not a benchmark
 MAX_EXAMPLE = 200_000  # numbers per model input example (3x224x224 fits)
@@ -156,44 +156,44 @@ def _node_for(obj, key, names, data_name, variables, made) -> Node:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def model_graph(name: str, args: "GraphOptions") -> Graph:
+def model_graph(name: str, options: "GraphOptions") -> Graph:
     """Build model ``name`` on the scratch engine, run one seeded batch, and record its graph."""
     import numpy as np
 
     import deepdive.scratch.nn as nn
     from deepdive.models.registry import build_model
 
-    input_shape = _input_shape(args.input_shape, scratch_models()[name])
-    batch = 1 if args.batch is None else args.batch
+    input_shape = _input_shape(options.input_shape, scratch_models()[name])
+    batch = 1 if options.batch is None else options.batch
     if not 1 <= batch <= 64:
         raise UserError(f"--batch {batch} is invalid: give 1 to 64 (a graph needs few examples)")
-    if not 1 <= args.classes <= 10_000:
-        raise UserError(f"--classes {args.classes} is invalid: give 1 to 10000")
-    if args.shape:
+    if not 1 <= options.classes <= 10_000:
+        raise UserError(f"--classes {options.classes} is invalid: give 1 to 10000")
+    if options.shape:
         raise UserError("--shape names an expression's variables: a model takes --input-shape C,H,W")
     saved = np.random.get_state()  # the engine draws weights and dropout masks from NumPy's global generator
     try:
-        np.random.seed(args.seed)
-        model = build_model(name, nn, nn.functional, input_shape, args.classes)  # train mode: dropout drawn
-        x = np.random.default_rng(args.seed).standard_normal((batch, *input_shape)).astype(np.float32)
+        np.random.seed(options.seed)
+        model = build_model(name, nn, nn.functional, input_shape, options.classes)  # train mode: dropout drawn
+        x = np.random.default_rng(options.seed).standard_normal((batch, *input_shape)).astype(np.float32)
         from deepdive.scratch import Tensor
         x = Tensor(x)
         out = model(x)
         names = {id(p): n for n, p in model.named_parameters()}
         names[id(x)] = "x"
         root, loss = out, ""
-        if args.backward:
-            labels = np.arange(batch, dtype=np.int64) % args.classes
+        if options.backward:
+            labels = np.arange(batch, dtype=np.int64) % options.classes
             names[id(labels)] = "labels"
             root = nn.functional.cross_entropy(out, labels)
             loss = f"L = cross_entropy(logits, labels {labels.tolist()[:8]}{'…' if batch > 8 else ''})"
         nodes = record(root, names, "x")
-        if args.backward:
+        if options.backward:
             root.backward()
     finally:
         np.random.set_state(saved)
-    title = f"{TITLES[name]}: input {shape_text((batch, *input_shape))}, {args.classes} classes"
-    return _with_leaf_grads(Graph(title, nodes, args.backward, loss))
+    title = f"{TITLES[name]}: input {shape_text((batch, *input_shape))}, {options.classes} classes"
+    return _with_leaf_grads(Graph(title, nodes, options.backward, loss))
 
 
 def _input_shape(text: str | None, default: tuple) -> tuple:
@@ -210,15 +210,15 @@ def _input_shape(text: str | None, default: tuple) -> tuple:
 
 
 # -- expressions -----------------------------------------------------------------------------------
-def expression_graph(text: str, args: "GraphOptions") -> Graph:
+def expression_graph(text: str, options: "GraphOptions") -> Graph:
     """Parse ``text`` with ``ast`` (a whitelist, never ``eval``), evaluate it on seeded random
     float64 variables that need gradients, and record the graph."""
     import numpy as np
 
-    if args.input_shape is not None or args.batch is not None:
+    if options.input_shape is not None or options.batch is not None:
         raise UserError("--input-shape and --batch apply to models: an expression takes --shape NAME=AxB")
     tree = _parse(text)
-    shapes = _shapes(args.shape)
+    shapes = _shapes(options.shape)
     callees = _callees(tree)
     names = sorted((n.col_offset, n.id) for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in callees)
     variables = list(dict.fromkeys(name for _, name in names))  # in the order they are written
@@ -228,7 +228,7 @@ def expression_graph(text: str, args: "GraphOptions") -> Graph:
                         f"{', '.join(variables) or 'none'})")
     from deepdive.scratch import Tensor
 
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(options.seed)
     env = {v: Tensor(np.asarray(rng.standard_normal(shapes.get(v, ()))), requires_grad=True) for v in variables}
     try:
         with np.errstate(all="ignore"):  # log(-1) is drawn as nan, not warned about
@@ -239,15 +239,15 @@ def expression_graph(text: str, args: "GraphOptions") -> Graph:
     if not isinstance(result, Tensor) or result._node is None:
         raise UserError(f"{text!r} has no operation on a variable to draw: e.g. 'relu(w @ x + b)'")
     root, loss = result, ""
-    if args.backward and result.data.size != 1:
+    if options.backward and result.data.size != 1:
         root, loss = result.sum(), "L = sum of the expression's elements"
-    elif args.backward:
+    elif options.backward:
         loss = "L = the expression"
     nodes = record(root, {id(t): v for v, t in env.items()}, "x", variables=True)
-    if args.backward:
+    if options.backward:
         with np.errstate(all="ignore"):
             root.backward()
-    return _with_leaf_grads(Graph(f"{text}   ({_shapes_text(env)}, seed {args.seed})", nodes, args.backward, loss))
+    return _with_leaf_grads(Graph(f"{text}   ({_shapes_text(env)}, seed {options.seed})", nodes, options.backward, loss))
 
 
 def _parse(text: str) -> ast.Expression:

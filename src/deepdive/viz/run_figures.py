@@ -3,7 +3,7 @@
 Written into ``RUN/figures/`` when a run completes and again by ``deepdive
 report``; PNG always (readable at 800 px wide), SVG too with ``--svg``. The
 numbers behind them (predictions on the test split, the confusion matrix) are
-computed by ``evaluate.predictions_on`` with the weights the run reports and its
+computed by ``training.evaluation.predictions_on`` with the weights the run reports and its
 test-time augmentation, so the pictures agree with ``deepdive evaluate``.
 """
 from __future__ import annotations

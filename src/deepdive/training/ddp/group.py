@@ -12,7 +12,7 @@ import logging
 import signal
 from typing import Any, NamedTuple
 
-from deepdive.errors import Interrupted, RunFailed, UserError
+from deepdive.errors import Interrupted, RunFailed, UserError, first_line
 from deepdive.training.signals import StopFlag
 
 log = logging.getLogger("deepdive")
@@ -172,7 +172,7 @@ class ProcessGroup:
         """A collective failed: another process died or stopped answering. Said at once (torchrun may stop this
         process right after), returned as a quiet RunFailed for the caller to raise."""
         self.broken = True
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = first_line(exc, None)
         detail = detail.split("] ", 1)[-1][:140]  # gloo prefixes its source path
         message = (f"process {self.rank} of {self.world} lost contact with the others ({detail}): one of them "
                    f"died or did not answer within --dist-timeout {self.timeout:g} s; its own error, if any, is "

@@ -11,7 +11,7 @@ import logging
 import os
 
 from deepdive.config.specs import ENGINE_SPECS
-from deepdive.errors import RunFailed, UserError
+from deepdive.errors import RunFailed, UserError, first_line
 from deepdive.training.ddp.group import OneProcess, ProcessGroup, quiet
 
 log = logging.getLogger("deepdive")
@@ -106,7 +106,7 @@ def _join(device, rank: int, world: int, seconds: float) -> tuple[int, int]:
         store = tdist.PrefixStore(f"deepdive/attempt-{restart_count()}", store)
         tdist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout, **extra)
     except Exception as exc:  # noqa: BLE001 - the store, the network: one line, whatever raised it
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        detail = first_line(exc, 160)
         raise RunFailed(f"process {rank} could not join the other {world - 1} ({detail}): check the rendezvous "
                         "endpoint and that every node started the same command") from None
     return rank, world
