@@ -308,3 +308,48 @@ def test_the_real_process_group_of_one_trains_as_one_process(cli, tmp_path, monk
     lines = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (alone, grouped)]
     keys = ("train_loss", "test_loss", "test_accuracy")
     assert [[m[k] for k in keys] for m in lines[0]] == [[m[k] for k in keys] for m in lines[1]]
+
+
+def test_the_launcher_hands_torchrun_this_very_command(cli, tmp_path, monkeypatch):
+    """``--nproc N`` runs torchrun's own launcher in this process on the same command without --nproc: single
+    node, N processes, the run folder every process must name, and each process's share of the cores."""
+    from deepdive.training.ddp import launcher
+    from deepdive.training.ddp.torchrun import threads_per_process
+
+    calls = []
+    monkeypatch.setattr(launcher, "_torchrun", lambda arguments, threads: calls.append((arguments, threads)) or 7)
+    out = tmp_path / "run"
+    assert cli("train", *SYNTH, "--nproc", "2", "-b", "8", "--out", out).code == 7  # torchrun's exit code
+    expected = ["--standalone", "--nproc-per-node", "2", "-m", "deepdive", "train", *SYNTH, "-b", "8", "--out",
+                str(out)]
+    assert calls.pop() == (expected, threads_per_process("simplenet", 2))
+    assert cli("train", *SYNTH, "--nproc=3", "-b", "9", "--threads", "1").code == 7  # no --out: rank 0's is added
+    arguments, threads = calls.pop()
+    assert arguments[:5] == ["--standalone", "--nproc-per-node", "3", "-m", "deepdive"] and threads == 1
+    assert arguments[5:-2] == ["train", *SYNTH, "-b", "9", "--threads", "1"] and arguments[-2] == "--out"
+    assert arguments[-1].startswith("runs") and not any(a.startswith("--nproc") for a in arguments[5:])
+    assert cli("train", *SYNTH, "--nproc", "1", "--epochs", "1", "--out", out).code == 0  # one: this process
+    assert not calls and (out / "model.safetensors").is_file()
+    assert cli("train", "--resume", out, "--nproc", "2").code == 7  # a resume names its folder already
+    assert calls.pop()[0][5:] == ["train", "--resume", str(out)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-b", "33", "--nproc", "2"], "-b 33 does not divide among 2 processes (-b is the global batch, each process "
+                                  "takes b/2): give a multiple of 2, e.g. 32 or 34"),
+    (["-b", "2", "--nproc", "3"], "-b 2 does not divide among 3 processes (-b is the global batch, each process "
+                                 "takes b/3): give a multiple of 3, e.g. 3 or 6"),
+    (["--engine", "scratch", "--nproc", "2"], "--engine scratch trains in one process: distributed training "
+                                              "(torchrun, --nproc) needs --engine torch"),
+    (["--recipe", "article", "--sync-bn", "--nproc", "2"], "--sync-bn with --eval-train-mode would synchronise "
+                                                         "BatchNorm while the processes evaluate different shares "
+                                                         "of the test set: drop one of them"),
+    (["--nproc", "0"], "--nproc 0 is invalid: give the number of processes, e.g. 2"),
+])
+def test_what_several_processes_refuse_is_said_whole(cli, tmp_path, monkeypatch, args, message):
+    from deepdive.training.ddp import launcher
+
+    monkeypatch.setattr(launcher, "_torchrun", lambda *a: pytest.fail("torchrun must not start"))
+    result = cli("train", *SYNTH, *args, "--out", tmp_path / "run")
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()
