@@ -167,53 +167,64 @@ def test_random_numbers_are_drawn_for_the_global_batch():
     assert torch.equal(torch.cat(parts), whole)
 
 
-def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch):
+@pytest.mark.parametrize("momentum", [0.4, None])  # None: the cumulative average, by batches counted
+def test_cpu_sync_batchnorm_normalizes_the_global_batch(monkeypatch, momentum):
     """--sync-bn on the CPU: this process's rows normalized with the statistics of all processes' rows, and
     the input gradient of the global batch's BatchNorm. The other process's sums arrive through a stand-in
-    all-reduce, computed here from its rows independently."""
+    all-reduce, computed here from its rows independently. The channels' variances straddle 1 and one is
+    near eps; the running statistics start away from zero; two steps, so the count and the average show."""
     import torch
     import torch.distributed as tdist
 
     from deepdive.training.ddp.layers import CpuSyncBatchNorm
 
     torch.manual_seed(0)
-    x, grad = torch.randn(12, 3, 4, 4) * 2 + 1, torch.randn(12, 3, 4, 4)
-    reference = torch.nn.BatchNorm2d(3, momentum=0.4)
+    scale = torch.tensor([2.0, 0.5, 0.01]).view(1, 3, 1, 1)  # variances 4, 0.25 and 1e-4 (eps is 1e-5) ...
+    offset = torch.tensor([1.0, -0.5, 0.0]).view(1, 3, 1, 1)  # ... the last centred: float32 sums stay exact
+    reference = torch.nn.BatchNorm2d(3, momentum=momentum)
     with torch.no_grad():
         reference.weight.uniform_(0.5, 1.5)
         reference.bias.uniform_(-0.5, 0.5)
-    x_all = x.clone().requires_grad_()
-    (reference(x_all) * grad).sum().backward()
+        reference.running_mean.uniform_(-1, 1)
+        reference.running_var.uniform_(0.5, 2)
+    sync = CpuSyncBatchNorm(3, momentum=momentum)
+    sync.load_state_dict(reference.state_dict())
     mine, theirs = slice(0, 7), slice(7, 12)
     dims = (0, 2, 3)
-    mean, var = x.mean(dims), x.var(dims, unbiased=False)
-    xhat = (x - mean.view(1, 3, 1, 1)) / (var.view(1, 3, 1, 1) + reference.eps).sqrt()
-    arriving = [torch.cat([x[theirs].sum(dims), (x[theirs] ** 2).sum(dims), torch.tensor([5.0 * 16])]).double(),
-                torch.cat([grad[theirs].sum(dims), (grad[theirs] * xhat[theirs]).sum(dims)]).double()]
+    for step in range(2):
+        x, grad = torch.randn(12, 3, 4, 4) * scale + offset, torch.randn(12, 3, 4, 4)
+        x_all = x.clone().requires_grad_()
+        reference.weight.grad = None
+        (reference(x_all) * grad).sum().backward()
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
+        xhat = (x - mean.view(1, 3, 1, 1)) / (var.view(1, 3, 1, 1) + reference.eps).sqrt()
+        arriving = [torch.cat([x[theirs].sum(dims), (x[theirs] ** 2).sum(dims), torch.tensor([5.0 * 16])]).double(),
+                    torch.cat([grad[theirs].sum(dims), (grad[theirs] * xhat[theirs]).sum(dims)]).double()]
 
-    def all_reduce(tensor, *args, **kwargs):
-        tensor.add_(arriving.pop(0).to(tensor.dtype))
+        def all_reduce(tensor, *args, **kwargs):
+            tensor.add_(arriving.pop(0).to(tensor.dtype))
 
-    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
-    monkeypatch.setattr(tdist, "is_initialized", lambda: True)
-    monkeypatch.setattr(tdist, "get_world_size", lambda *a: 2)
-    sync = CpuSyncBatchNorm(3, momentum=0.4)
-    sync.load_state_dict(torch.nn.BatchNorm2d(3).state_dict())
-    with torch.no_grad():
-        sync.weight.copy_(reference.weight)
-        sync.bias.copy_(reference.bias)
-    x_mine = x[mine].clone().requires_grad_()
-    out = sync(x_mine)
-    (out * grad[mine]).sum().backward()
-    assert not arriving
-    expected = xhat * reference.weight.view(1, 3, 1, 1) + reference.bias.view(1, 3, 1, 1)
-    assert torch.allclose(out, expected[mine], atol=1e-5)
-    assert torch.allclose(x_mine.grad, x_all.grad[mine], atol=1e-5)
-    assert torch.allclose(sync.running_mean, reference.running_mean, atol=1e-6)
-    assert torch.allclose(sync.running_var, reference.running_var, atol=1e-5)
-    # γ's gradient stays this process's share: DDP adds the other's
-    assert torch.allclose(sync.weight.grad + (grad[theirs] * xhat[theirs]).sum(dims), reference.weight.grad,
-                          atol=1e-4)
+        monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+        monkeypatch.setattr(tdist, "is_initialized", lambda: True)
+        monkeypatch.setattr(tdist, "get_world_size", lambda *a: 2)
+        x_mine = x[mine].clone().requires_grad_()
+        sync.weight.grad = None
+        out = sync(x_mine)
+        (out * grad[mine]).sum().backward()
+        assert not arriving and out.dtype == torch.float32
+        expected = xhat * reference.weight.view(1, 3, 1, 1) + reference.bias.view(1, 3, 1, 1)
+        assert torch.allclose(out, expected[mine], rtol=1e-4, atol=1e-5)
+        assert torch.allclose(x_mine.grad, x_all.grad[mine], rtol=1e-3, atol=1e-5)
+        assert torch.allclose(sync.running_mean, reference.running_mean, rtol=1e-5, atol=1e-7)
+        assert torch.allclose(sync.running_var, reference.running_var, rtol=1e-5, atol=1e-9)
+        assert int(sync.num_batches_tracked) == int(reference.num_batches_tracked) == step + 1
+        # γ's gradient stays this process's share: DDP adds the other's
+        assert torch.allclose(sync.weight.grad + (grad[theirs] * xhat[theirs]).sum(dims), reference.weight.grad,
+                              atol=1e-4)
+    sync.eval(), reference.eval()  # evaluation: the running statistics, no exchange
+    monkeypatch.setattr(tdist, "all_reduce", lambda *a, **k: pytest.fail("no all-reduce in eval mode"))
+    x = torch.randn(4, 3, 4, 4) * scale
+    assert torch.allclose(sync(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
 def test_data_parallel_training_is_composed_into_the_one_loop():
