@@ -364,3 +364,51 @@ def test_what_several_processes_refuse_is_said_whole(cli, tmp_path, monkeypatch,
     result = cli("train", *SYNTH, *args, "--out", tmp_path / "run")
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_setup_agreement_stops_every_process_when_one_failed(monkeypatch):
+    """The first collective of a run: each process says whether its setup worked. The other process's flags
+    arrive through a stand-in all-reduce; the lowest failing rank reports, the others stay quiet, a process
+    that is fine stops with one line naming the failed one, and the agreement is made once."""
+    import torch
+    import torch.distributed as tdist
+
+    from deepdive.training.ddp.group import PeerFailed, ProcessGroup
+
+    sent, arriving = [], []
+
+    def all_reduce(tensor, *args, **kwargs):
+        sent.append(tensor.tolist())
+        tensor.add_(arriving.pop(0))
+
+    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+
+    def group(rank):
+        return ProcessGroup(rank, 2, rank, 2, torch.device("cpu"), timeout=60.0)
+
+    def theirs(*flags):
+        arriving.append(torch.tensor(flags, dtype=torch.float64))
+
+    fine = group(0)
+    theirs(0.0, 1.0)  # process 1 failed
+    with pytest.raises(PeerFailed, match="process 1 failed while setting up") as raised:
+        fine.agree(None)
+    assert sent.pop() == [0.0, 0.0] and getattr(raised.value, "quiet", False)
+    fine.agree(None)  # made once: no second collective
+    assert not sent and not arriving
+    alone = group(1)
+    theirs(0.0, 0.0)  # process 1 alone failed: it says its own error
+    error = ValueError("no data")
+    assert alone.agree(error) is None and sent.pop() == [0.0, 1.0] and not getattr(error, "quiet", False)
+    both = group(1)
+    theirs(1.0, 0.0)  # processes 0 and 1 failed: 0 says it, 1 stays quiet
+    error = ValueError("no data")
+    both.agree(error)
+    assert getattr(error, "quiet", False) and sent.pop() == [0.0, 1.0]
+    happy = group(0)
+    theirs(0.0, 0.0)
+    assert happy.agree(None) is None and sent.pop() == [0.0, 0.0]
+    broken = group(0)
+    broken.broken = True  # a group whose collective failed makes no more
+    broken.agree(None)
+    assert not sent

@@ -146,9 +146,10 @@ def test_fast_recipe_resumes_exactly_after_an_interrupt(tmp_path):
     assert weights(run) == weights(tmp_path / "reference")
 
 
-def test_target_accuracy_stops_early_and_records(cli, tmp_path):
-    result = cli("train", "--recipe", "fast", *CIFAR_LIKE, "--widths", "8,16,16", "--epochs", "20", "-b", "64",
-                 "--target-accuracy", "0.6", "--out", tmp_path / "t", "--json")
+def test_target_accuracy_stops_early_and_records(cli, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="deepdive"):
+        result = cli("train", "--recipe", "fast", *CIFAR_LIKE, "--widths", "8,16,16", "--epochs", "20", "-b", "64",
+                     "--target-accuracy", "0.6", "--out", tmp_path / "t", "--json")
     assert result.code == 0, result.err
     s = result.json()
     assert s["target_reached"] and s["target_accuracy"] == 0.6 and s["epochs"] < 20
@@ -159,6 +160,9 @@ def test_target_accuracy_stops_early_and_records(cli, tmp_path):
     last = records[-1].get("steps", steps_per_epoch)
     assert s["steps_to_target"] == (len(records) - 1) * steps_per_epoch + last
     assert last % (steps_per_epoch // 4) == 0 or last == steps_per_epoch  # checked 4 times an epoch
+    step = s["steps_to_target"]  # the check that reached it, as the log says it
+    shown = f"step {step} (epoch {step / steps_per_epoch:.2f}): test acc {100 * s['test_accuracy']:.2f}% (target 60.00%)"
+    assert shown in caplog.text
 
 
 class StepClock:
