@@ -261,3 +261,26 @@ def test_init_from_a_run_built_otherwise_names_the_flags_to_give(cli, tmp_path):
     assert_one_line_error(other, "widths=[8, 8]", "give the flags it was trained with")
     assert cli("train", "--config", synth, "--model", "fastnet", "--widths", "8,8", "--init-from", source,
                "--epochs", "1", "--out", tmp_path / "same").code == 0
+
+
+def test_init_from_says_each_refusal_whole_and_what_it_loaded(cli, tmp_path, caplog):
+    """The messages of ``--init-from``, exactly: another model, other constructor options (each differing one,
+    both ways), other channels; and, accepted, the log line of what was loaded and why the head was kept."""
+    grey = synthetic_config(tmp_path, (1, 8, 8), classes=4, train=16, test=8)
+    source = tmp_path / "source"
+    assert cli("train", "--config", grey, "--epochs", "1", "--out", source).code == 0
+    assert_one_line_error(cli("train", "--config", grey, "--model", "perceptron", "--init-from", source),
+                          f"--init-from {source} holds a simplenet model, this run trains perceptron: give a run of "
+                          "--model perceptron")
+    assert_one_line_error(cli("train", "--config", grey, "--article-exact", "--init-from", source),
+                          f"--init-from {source} was built with article_exact=False, this run with "
+                          "article_exact=True: give the flags it was trained with (e.g. --pretrained for a "
+                          "pretrained run's resize and normalization, --small-input, --widths)")
+    rgb = synthetic_config(tmp_path, (3, 8, 8), classes=4, train=16, test=8)
+    assert_one_line_error(cli("train", "--config", rgb, "--init-from", source),
+                          f"--init-from {source} was trained on 1-channel images, this data has 3: give a run "
+                          "trained on images of the same channels")
+    with caplog.at_level("INFO", logger="deepdive"):
+        assert cli("train", "--config", grey, "--init-from", source, "--epochs", "1", "--out", tmp_path / "b").code == 0
+    assert (f"loaded 6 of the model's 6 tensors from source/model.safetensors (the same classes: the head is kept)"
+            in caplog.text)
