@@ -122,3 +122,23 @@ def test_interrupt_marks_run_and_exits(tmp_path, sig, code):
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_the_pause_hook_is_the_train_commands_not_the_loops(tmp_path, monkeypatch):
+    """The environment's pause hook (a debugging facility) reaches a run only through the command that passes
+    it: ``run_training`` from Python ignores DEEPDIVE_PAUSE_AT and never pauses."""
+    from deepdive.commands.train_flags import parse_train_flags
+    from deepdive.config.resolve import resolve_config
+    from deepdive.training.setup import run_training
+
+    import deepdive.training.hooks as hooks
+
+    def never(stop):
+        raise AssertionError("the loop built the environment's pause hook itself")
+
+    marker = tmp_path / "paused"
+    monkeypatch.setenv("DEEPDIVE_PAUSE_AT", "step:1")
+    monkeypatch.setenv("DEEPDIVE_PAUSE_FILE", str(marker))
+    monkeypatch.setattr(hooks, "pause_hook_from_env", never)
+    summary = run_training(resolve_config(parse_train_flags([*SYNTH, "--epochs", "1", "--out", str(tmp_path / "r")])))
+    assert summary["status"] == "completed" and not marker.exists()
