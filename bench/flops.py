@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from deepdive.models.flops import training_flops_per_image  # noqa: F401 - bench/time_to_accuracy.py takes it from here
+
 
 def matmul_flops_per_second(n: int = 2048, repeats: int = 10, device: str = "cpu", dtype=None) -> float:
     import torch
@@ -25,20 +27,3 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 10, device: str = "cpu
     if device == "cuda":
         torch.cuda.synchronize()
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
-def training_flops_per_image(model, input_shape, num_classes: int = 10) -> float:
-    """Forward + backward FLOPs of one training step, per image (torch's FlopCounterMode)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    device = next(model.parameters()).device
-    x = torch.randn(8, *input_shape, device=device)
-    y = torch.randint(0, num_classes, (8,), device=device)
-    was_training = model.training
-    model.train()
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return counter.get_total_flops() / 8

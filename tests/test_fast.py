@@ -219,7 +219,8 @@ def test_scratch_engine_refuses_the_fast_recipe(cli, tmp_path):
 
 def test_list_shows_recipes(cli):
     recipes = cli("list", "--json").json()["recipes"]
-    assert set(recipes) == {"article", "fast", "sprint"}
+    assert set(recipes) == {"article", "fast", "sprint"} | {f"ladder-{i}" for i in range(11)}
+    assert recipes["ladder-3"]["values"]["batch_size"] == 128 and "warm-up" in recipes["ladder-3"]["reasons"]["lr"]
     assert recipes["fast"]["values"]["lr"] == 0.2 and "batch" in recipes["fast"]["reasons"]["lr"]
 
 

@@ -225,3 +225,23 @@ def test_resume_refuses_a_model_json_that_disagrees_with_the_run(cli, tmp_path):
     before = snapshot(run)
     assert_one_line_error(cli("train", "--resume", run, "--force", "--epochs", "2"), "model.json", "classes")
     assert snapshot(run) == before
+
+
+def test_a_run_with_one_mean_and_std_for_all_channels_evaluates_and_resumes(cli, tmp_path):
+    """The article's recipe normalizes CIFAR's three channels with MNIST's one mean and std: model.json
+    holds one value for all channels, and every command that opens the run must accept it (they refused it
+    as a damaged folder), while two values for three channels stay refused."""
+    out = tmp_path / "run"
+    shape = ["--dataset", "synthetic", "--synthetic-shape", "3,8,8", "--synthetic-classes", "4"]
+    trained = cli("train", *shape, "--normalization", "mnist", "--epochs", "1", "--out", out, "--json")
+    assert trained.code == 0, trained.err
+    info = json.loads((out / "model.json").read_text())
+    assert (info["mean"], info["std"]) == ([0.1307], [0.3081])
+    evaluated = cli("evaluate", out, "--json")
+    assert evaluated.code == 0, evaluated.err
+    assert evaluated.json()["test_accuracy"] == trained.json()["test_accuracy"]
+    resumed = cli("train", "--resume", out, "--epochs", "2", "--force", "--json")
+    assert resumed.code == 0 and resumed.json()["epochs"] == 2, resumed.err
+    info["std"] = [0.3, 0.3]
+    (out / "model.json").write_text(json.dumps(info))
+    assert_one_line_error(cli("evaluate", out), "model.json", "std has 2 items, should have 3..3")

@@ -17,8 +17,8 @@ from deepdive.output import printable
 log = logging.getLogger("deepdive")
 
 # The subcommands, in the order --help lists them: each is the module deepdive.commands.<name>.
-COMMANDS = ("train", "evaluate", "predict", "reproduce", "parity", "rosenblatt", "optimizers", "graph", "report",
-            "compare", "export", "claims", "list")
+COMMANDS = ("train", "evaluate", "predict", "reproduce", "ladder", "parity", "rosenblatt", "optimizers", "graph",
+            "report", "compare", "export", "claims", "list")
 
 
 def _command(name: str):

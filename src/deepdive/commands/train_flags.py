@@ -148,6 +148,8 @@ def _fast_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--widths", default=S, type=int_list, metavar="W1,W2,...", help="fastnet block widths, e.g. 64,256,256")
     g.add_argument("--no-whiten", dest="whiten", default=S, action="store_false",
                    help="fastnet: a trainable first layer instead of frozen patch whitening")
+    g.add_argument("--no-identity-init", dest="identity_init", default=S, action="store_false",
+                   help="fastnet: PyTorch's default init for every convolution instead of the identity (dirac)")
     g.add_argument("--decoupled-wd", default=S, action="store_true", help="weight decay θ ← θ(1 − ηλ)")
     g.add_argument("--amp", default=S, action=argparse.BooleanOptionalAction,
                    help="bf16 autocast (CUDA, or a CPU with native bf16); --no-amp turns a recipe's off")

@@ -13,6 +13,7 @@ MAX_SIDE = 4096  # the largest image side (--image-size, --synthetic-shape, mode
 DEVICES = ("auto", "cpu", "cuda")
 NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-shift": 4}  # forward passes per test image (training/evaluation.py)
 MAX_CLASSES = 100_000
 AUGMENTATIONS = ("none", "flip", "crop-flip", "crop-altflip", "altflip")  # see data/augment.py
 RESIZE_MODES = ("crop", "squash")  # how image files are fitted to --image-size (data/imagefolder.py)

@@ -13,11 +13,12 @@ measured), so they stay in fp32.
 """
 from __future__ import annotations
 
+from deepdive.config.ladder import ARTICLE_VALUES, rung_recipes
+
 ARTICLE = {
     "description": "the article's experiment: article-cnn on CIFAR-10, batch 16, Adam 1e-3, 10 epochs, the "
                    "MNIST normalization its script used, accuracy also measured in train mode as it measured",
-    "values": {"model": "article-cnn", "dataset": "cifar10", "optimizer": "adam", "lr": 1e-3, "batch_size": 16,
-               "epochs": 10, "normalization": "mnist", "eval_train_mode": True},
+    "values": dict(ARTICLE_VALUES),
     "reasons": {
         "model": "the article's Net, layer for layer",
         "dataset": "the article trains on CIFAR-10",
@@ -81,7 +82,7 @@ SPRINT = {
                 "widths": "32/64/128: a quarter of the fast recipe's compute per image"},
 }
 
-RECIPES = {"article": ARTICLE, "fast": FAST, "sprint": SPRINT}
+RECIPES = {"article": ARTICLE, "fast": FAST, "sprint": SPRINT, **rung_recipes()}
 
 
 def recipe_values(name: str, device: str) -> dict:

@@ -66,7 +66,7 @@ MODELS_SPECS: dict[str, ModelSpec] = {
                              "dropout 0.5", "article_cnn", min_size=9, example_input=(3, 32, 32)),  # four unpadded 3x3 convs
     "fastnet": ModelSpec("fast CNN: frozen patch-whitening, conv-pool-BN-GELU blocks (--widths), dirac init "
                          "(torch only)", "fastnet", torch_only=True, min_size=9, channels_last=True,
-                         config_options=("widths", "whiten"), init_from_data="init_whitening",
+                         config_options=("widths", "whiten", "identity_init"), init_from_data="init_whitening",
                          defaults={"widths": [64, 256, 256], "whiten": True}),  # 2x2 whitening + three pools
 }
 MODELS = {name: spec.description for name, spec in MODELS_SPECS.items()}

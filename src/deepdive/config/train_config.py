@@ -59,6 +59,7 @@ class TrainConfig:
     tta: str = "none"  # test-time augmentation: none | flip | flip-shift
     widths: list | None = None  # fastnet block widths
     whiten: bool = True  # fastnet: frozen patch-whitening first layer
+    identity_init: bool = True  # fastnet: each block's convolutions start as the identity (dirac)
     decoupled_wd: bool = False  # weight decay as θ ← θ(1 − ηλ), outside the gradient
     amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16)
     compile: bool = False  # torch.compile the model

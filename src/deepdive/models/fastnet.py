@@ -18,7 +18,7 @@ DEFAULT_WIDTHS = (64, 256, 256)
 
 
 def build(nn, F, input_shape, num_classes, article_exact=False, widths=DEFAULT_WIDTHS,
-          whiten: bool = True, logit_scale: float = 1 / 9):
+          whiten: bool = True, identity_init: bool = True, logit_scale: float = 1 / 9):
     import torch
 
     channels = int(input_shape[0])
@@ -33,7 +33,7 @@ def build(nn, F, input_shape, num_classes, article_exact=False, widths=DEFAULT_W
             self.norm1 = nn.BatchNorm2d(c_out, momentum=0.4)
             self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
             self.norm2 = nn.BatchNorm2d(c_out, momentum=0.4)
-            for conv in (self.conv1, self.conv2):
+            for conv in (self.conv1, self.conv2) if identity_init else ():
                 w = conv.weight.data
                 k = min(w.shape[0], w.shape[1])
                 torch.nn.init.dirac_(w[:k])  # identity on the first channels, default init on the rest

@@ -34,8 +34,8 @@ def check_model_info(info, where: str) -> None:
     }, frozenset({"model", "classes", "input_shape", "mean", "std"}))
     check(info, schema, where, RUN_DAMAGED)
     channels = info["input_shape"][0]
-    for key in ("mean", "std"):
-        if len(info[key]) != channels:
+    for key in ("mean", "std"):  # one value per channel, or one for all of them (the article's MNIST figures)
+        if len(info[key]) not in (1, channels):
             check(info[key], ListOf(float, channels, channels), where, RUN_DAMAGED, key)
     spec = model_spec(info["model"])
     allowed = set(spec.config_options) | set(spec.defaults) | ({"article_exact"} if spec.article_exact else set())
