@@ -75,54 +75,85 @@ class CpuEvent:
 
 
 @contextlib.contextmanager
+def airbench_rows():
+    """airbench's logging captured while it runs: each epoch's row and the final TTA row, as dicts."""
+    from airbench import utils
+
+    rows: list[dict] = []
+    original = utils.print_training_details
+
+    def record(variables, is_final_entry):
+        rows.append({k: variables.get(k) for k in ("epoch", "val_acc", "tta_val_acc", "total_time_seconds")})
+        original(variables, is_final_entry)
+
+    utils.print_training_details = record
+    try:
+        yield rows
+    finally:
+        utils.print_training_details = original
+
+
+@contextlib.contextmanager
 def airbench_on_cpu(bf16: bool):
     """airbench's CUDA assumptions replaced for the duration: loader on the CPU in fp32, network not moved to
-    CUDA nor halved, CPU timers; its logging captured (each epoch's row, the final TTA row)."""
+    CUDA nor halved, CPU timers. Yields the loader class to build its training loader with."""
     import torch
     from airbench import lib_airbench94, utils
 
-    rows: list[dict] = []
-    original = {"loader": utils.CifarLoader, "print": utils.print_training_details, "event": torch.cuda.Event,
-                "sync": torch.cuda.synchronize, "half": torch.nn.Module.half, "cuda": torch.nn.Module.cuda}
+    original = {"loader": utils.CifarLoader, "event": torch.cuda.Event, "sync": torch.cuda.synchronize,
+                "half": torch.nn.Module.half, "cuda": torch.nn.Module.cuda}
 
     class CpuLoader(original["loader"]):
         def __init__(self, path, *args, gpu="cpu", **kwargs):
             super().__init__(path, *args, gpu="cpu", **kwargs)
             self.images = self.images.float()  # (halves on a CPU are slow; autocast does the bf16)
 
-    def record(variables, is_final_entry):
-        rows.append({k: variables.get(k) for k in ("epoch", "val_acc", "tta_val_acc", "total_time_seconds")})
-        original["print"](variables, is_final_entry)
-
-    utils.CifarLoader, lib_airbench94.CifarLoader, utils.print_training_details = CpuLoader, CpuLoader, record
+    utils.CifarLoader = lib_airbench94.CifarLoader = CpuLoader
     torch.cuda.Event, torch.cuda.synchronize = CpuEvent, lambda *a, **k: None
     torch.nn.Module.half = torch.nn.Module.cuda = lambda self, *a, **k: self
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            yield rows, CpuLoader
+            yield CpuLoader
     finally:
-        utils.CifarLoader, lib_airbench94.CifarLoader = original["loader"], original["loader"]
-        utils.print_training_details = original["print"]
+        utils.CifarLoader = lib_airbench94.CifarLoader = original["loader"]
         torch.cuda.Event, torch.cuda.synchronize = original["event"], original["sync"]
         torch.nn.Module.half, torch.nn.Module.cuda = original["half"], original["cuda"]
 
 
-def run_airbench(seed: int, epochs: float, work: Path, bf16: bool) -> dict:
-    """One airbench94 run through its own train94, in ``work`` (which holds cifar10/train.pt, test.pt)."""
+@contextlib.contextmanager
+def airbench_as_published():
+    """On a GPU airbench runs unchanged: its own loader (on cuda:0), fp16 network, CUDA-event timers."""
+    from airbench import utils
+
+    yield utils.CifarLoader
+
+
+def run_airbench(seed: int, epochs: float, work: Path, bf16: bool, device: str = "cpu", warm_up: bool = False) -> dict:
+    """One airbench94 run through its own train94, in ``work`` (which holds cifar10/train.pt, test.pt); with
+    ``warm_up``, airbench's own warm-up (one step, untimed by it) first, timed here apart."""
     import torch
     from airbench import lib_airbench94
 
     os.chdir(work)
     torch.manual_seed(seed)
-    with airbench_on_cpu(bf16) as (rows, loader):
+    with (airbench_on_cpu(bf16) if device == "cpu" else airbench_as_published()) as loader, airbench_rows() as rows:
         train_loader = loader("cifar10", train=True, batch_size=lib_airbench94.hyp["opt"]["batch_size"],
                               aug=lib_airbench94.hyp["aug"], altflip=True)
+        warm_seconds = None
+        if warm_up:
+            start = time.perf_counter()
+            lib_airbench94.train94(train_loader, epochs=epochs, run="warmup")
+            if device == "cuda":
+                torch.cuda.synchronize()
+            warm_seconds = time.perf_counter() - start
+            rows.clear()
         lib_airbench94.train94(train_loader, epochs=epochs)
     final = rows[-1]
     trained = rows[-2]["total_time_seconds"] if len(rows) > 1 else None
     return {"seed": seed, "accuracy": rows[-2]["val_acc"] if len(rows) > 1 else None,
             "tta_accuracy": final["tta_val_acc"], "train_seconds": trained,
-            "eval_seconds": final["total_time_seconds"] - trained if trained is not None else None}
+            "eval_seconds": final["total_time_seconds"] - trained if trained is not None else None,
+            "warm_up_seconds": warm_seconds}
 
 
 def run_deepdive(argv: list[str], seed: int, out: Path, threads: int) -> dict:
@@ -148,6 +179,9 @@ def parse_args(argv=None):
     p.add_argument("--limit-train", type=int, help="a class-balanced subset (tiny checks only)")
     p.add_argument("--limit-test", type=int)
     p.add_argument("--only", choices=["airbench", "deepdive"], help="run one side only")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: airbench94 as published on the GPU, after its warm-up (with --only airbench; "
+                        "bench/time_to_accuracy.py --gpu times deepdive's side there)")
     p.add_argument("--budget", type=float, help="the CPU recipe's --time-budget in seconds (default: 0.8x "
                    "airbench94's mean training time in this run, the target; 346 s with --only deepdive)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 on both sides")
@@ -162,12 +196,15 @@ def main(argv=None) -> dict:
     from deepdive.teach.article_seeds import parse_seeds
 
     args = parse_args(argv)
+    if args.device == "cuda" and args.only != "airbench":
+        raise SystemExit("--device cuda runs airbench94's side only: add --only airbench")
     seeds = parse_seeds(args.seeds)
     torch.set_num_threads(args.threads)
     bf16 = args.bf16 and cpu_has_native_bf16()
     limits = [*(["--limit-train", str(args.limit_train)] if args.limit_train else []),
               *(["--limit-test", str(args.limit_test)] if args.limit_test else [])]
-    where = f"cpu, {args.threads} threads, {'bf16 autocast' if bf16 else 'fp32'}, torch {torch.__version__}"
+    where = (f"cpu, {args.threads} threads, {'bf16 autocast' if bf16 else 'fp32'}, torch {torch.__version__}"
+             if args.device == "cpu" else f"{torch.cuda.get_device_name()}, fp16 as published, torch {torch.__version__}")
     result: dict = {"where": where, "seeds": seeds, "data_dir": str(Path(args.data_dir).resolve())}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -176,7 +213,8 @@ def main(argv=None) -> dict:
             write_airbench_data(data_dir, tmp / "cifar10", args.limit_train, args.limit_test)
             here = os.getcwd()
             try:
-                runs = [run_airbench(s, args.airbench_epochs, tmp, bf16) for s in seeds]
+                runs = [run_airbench(s, args.airbench_epochs, tmp, bf16, args.device, warm_up=i == 0 and
+                                     args.device == "cuda") for i, s in enumerate(seeds)]
             finally:
                 os.chdir(here)
             result["airbench94"] = summarize(runs, AIRBENCH_TTA_VIEWS, where, seeds)
@@ -200,7 +238,8 @@ def main(argv=None) -> dict:
 
 
 def summarize(runs: list[dict], views: int, where: str, seeds: list[int]) -> dict:
-    out = {"seeds": seeds, "where": where, "tta_views": views, "runs": runs}
+    out = {"seeds": seeds, "where": where, "tta_views": views, "runs": runs,
+           "warm_up_seconds": runs[0].get("warm_up_seconds") if runs else None}
     for key in ("accuracy", "tta_accuracy", "train_seconds", "eval_seconds"):
         values = [r[key] for r in runs if r[key] is not None]
         out[key] = spread(values) if values else None
