@@ -422,7 +422,10 @@ def test_more_bad_values(cli, tmp_path):
                            (["--max-image-mb", "1e308"], "--max-image-mb"),
                            (["--epochs", "1000000000000000000000"], "--epochs")):
         assert_one_line_error(cli("train", *SYNTH, "--out", tmp_path / "run", *args), fragment)
-    assert_one_line_error(cli("train", "--config", "/dev/zero"), "larger than 1 MB")
+    assert_one_line_error(cli("train", "--config", "/dev/zero"), "/dev/zero is a character device, not a file")
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (1 << 20) + b"{}")
+    assert_one_line_error(cli("train", "--config", big), "larger than 1 MB")
 
 
 def test_idx_images_of_absurd_sides_are_refused_from_the_header(tmp_path):

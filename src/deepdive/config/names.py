@@ -15,6 +15,7 @@ NORMALIZATIONS = ("dataset", "mnist")
 TTA_MODES = ("none", "flip", "flip-shift")
 TTA_VIEWS = {"none": 1, "flip": 2, "flip-shift": 4}  # forward passes per test image (training/evaluation.py)
 MAX_CLASSES = 100_000
+MAX_CLASS_NAME = 255  # characters: a folder name's limit on common file systems; longer is not a class name
 AUGMENTATIONS = ("none", "flip", "crop-flip", "crop-altflip", "altflip")  # see data/augment.py
 RESIZE_MODES = ("crop", "squash")  # how image files are fitted to --image-size (data/imagefolder.py)
 SCHEDULES = ("constant", "warmup-linear", "cosine", "step", "onecycle")

@@ -320,8 +320,14 @@ MAX_JSON_BYTES = 64 << 20  # a run's JSON files are kilobytes; a larger one is n
 
 
 def read_text_bounded(path: Path, limit: int) -> str:
+    """A run folder's text file: a regular file, at most ``limit`` bytes, UTF-8 - or one ``UserError`` line."""
     from deepdive.storage.files import read_bounded
-    return read_bounded(path, limit, "the run folder is damaged; retrain it").decode()
+    data = read_bounded(path, limit, "the run folder is damaged; retrain it")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}): the run folder "
+                        "is damaged; retrain it") from None
 
 
 def _claimable(path: Path, overwrite: bool) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deepdive.config.config_schema import config_schema
-from deepdive.config.names import MAX_CLASSES, TTA_MODES
+from deepdive.config.names import MAX_CLASS_NAME, MAX_CLASSES, TTA_MODES
 from deepdive.config.specs import ENGINES
 from deepdive.config.schema import Check, Count, Fields, ListOf, MapOf, Opt, Positive, Shape, Tensor, check
 from deepdive.config.specs import MODELS, spec as model_spec, split_name
@@ -19,7 +19,8 @@ def check_model_info(info, where: str) -> None:
         "model": Check(str, lambda v: v in MODELS or split_name(v) is not None,
                        f"one of {', '.join(MODELS)}, tv:<name> or timm:<name>"),
         "engine": Check(str, lambda v: v in ENGINES, f"one of {', '.join(ENGINES)}"),
-        "classes": ListOf(str, 2, MAX_CLASSES),
+        "classes": ListOf(Check(str, lambda v: 0 < len(v) <= MAX_CLASS_NAME, f"a name of 1..{MAX_CLASS_NAME} "
+                                "characters"), 2, MAX_CLASSES),
         "input_shape": Shape,
         "mean": ListOf(float, 1, 3),
         "std": ListOf(Check(float, lambda v: v > 0, "a number > 0"), 1, 3),
@@ -44,14 +45,28 @@ def check_model_info(info, where: str) -> None:
     check(info.get("options", {}), options, where, RUN_DAMAGED, "options")
 
 
+Fraction = Opt(Check(float, lambda v: 0 <= v <= 1, "a fraction in 0..1"))  # accuracies, as every file holds them
+Seconds = Opt(Check(float, lambda v: v >= 0, "a number of seconds >= 0"))
+Rate = Opt(Check(float, lambda v: v >= 0, "a number >= 0"))
+
+SUMMARY = Fields({"status": Check(str, lambda v: len(v) <= 40, "a short word"), "epochs": Count,
+                  "resume_forced": ListOf(Check(str, lambda v: len(v) <= 1000, "a line"), 0, 1000),
+                  "test_accuracy": Fraction, "test_accuracy_train_mode": Fraction, "val_accuracy": Fraction,
+                  "test_loss": Opt(float), "train_loss": Opt(float), "train_seconds": Seconds, "eval_seconds": Seconds,
+                  "images_per_second": Rate, "best_value": Opt(float), "best_epoch": Opt(Count)})
+# metrics.jsonl, one record per epoch (training/loop.py's epoch_record): every key the loop writes, typed and ranged
+METRICS_RECORD = Fields({"epoch": Positive, "train_loss": float, "train_loss_last_block": Opt(float),
+                         "test_loss": Opt(float), "test_accuracy": Fraction, "seconds": Seconds,
+                         "images_per_second": Rate, "lr": Rate, "steps": Count, "val_loss": Opt(float),
+                         "val_accuracy": Fraction, "test_accuracy_train_mode": Fraction}, frozenset({"epoch"}))
+
+
 def check_summary(summary, where: str) -> None:
-    schema = Fields({"status": str, "epochs": Count, "resume_forced": ListOf(str),
-                     "test_accuracy": Opt(float)})
-    check(summary, schema, where, RUN_DAMAGED)
+    check(summary, SUMMARY, where, RUN_DAMAGED)
 
 
 def check_metrics_record(record, where: str) -> None:
-    check(record, Fields({"epoch": Positive, "train_loss": float}, frozenset({"epoch"})), where, RUN_DAMAGED)
+    check(record, METRICS_RECORD, where, RUN_DAMAGED)
 
 
 _LOOP = Fields({

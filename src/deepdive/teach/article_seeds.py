@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -23,26 +24,30 @@ from pathlib import Path
 from deepdive.errors import RunFailed, UserError
 
 MAX_SEEDS = 1000
+SEED_LIMIT = 2 ** 63  # TrainConfig's seed range (config/validation.py)
+_PART = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """"0-9" or "0,3,7" (or a mix, "0-4,9") -> the seeds, each once, in order."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            lo, hi = int(first), int(last) if last else int(first)
-            if lo < 0 or hi < lo:
-                raise ValueError
-            seeds.extend(range(lo, hi + 1))
-            if len(seeds) > MAX_SEEDS:
-                break
-    except ValueError:
-        raise UserError(f"--seeds {text!r} is invalid: give a range or a list of whole numbers >= 0, e.g. 0-9 or "
-                        "0,3,7") from None
-    if len(seeds) > MAX_SEEDS:
-        raise UserError(f"--seeds {text} names more than {MAX_SEEDS} runs: give fewer")
-    return sorted(set(seeds))
+def parse_seeds(text: str, flag: str = "--seeds", cap: int = MAX_SEEDS, upper: int = SEED_LIMIT) -> list[int]:
+    """"0-9" or "0,3,7" (or a mix, "0-4,9") -> the numbers, each once, in order; each part is checked against
+    ``upper`` and the running count against ``cap`` before its range is built (``0-1000000000`` is refused, not
+    expanded)."""
+    chosen: set[int] = set()
+    for part in text.split(","):
+        match = _PART.fullmatch(part.strip())
+        if match is None:
+            raise UserError(f"{flag} {text!r} is invalid: give a range or a list of whole numbers >= 0, e.g. 0-9 or "
+                            "0,3,7")
+        lo = int(match.group(1)) if len(match.group(1)) <= 20 else upper
+        hi = lo if match.group(2) is None else (int(match.group(2)) if len(match.group(2)) <= 20 else upper)
+        if hi < lo:
+            raise UserError(f"{flag} {text!r} is invalid: {part.strip()} runs backwards; give LOW-HIGH, e.g. 0-9")
+        if hi >= upper:
+            raise UserError(f"{flag} {text!r} is out of range: give whole numbers below {upper}")
+        if len(chosen) + (hi - lo + 1) > cap and len(chosen | set(range(lo, min(hi, lo + cap) + 1))) > cap:
+            raise UserError(f"{flag} {text} names more than {cap}: give fewer")
+        chosen.update(range(lo, hi + 1))
+    return sorted(chosen)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

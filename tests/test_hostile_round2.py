@@ -1,0 +1,107 @@
+"""The second hostile round: run-folder files as untrusted input at every reader (FIFOs, wrong types, bad bytes,
+absurd values), and ranges bounded before they are built. Each case: one line, exit 2, no hang, no traceback."""
+import json
+import os
+import tracemalloc
+
+import pytest
+
+from conftest import SYNTH, assert_one_line_error, run_subprocess
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run, copied fresh for each test that damages it."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    done = run_subprocess("train", *SYNTH, "--epochs", "2", "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+@pytest.mark.parametrize("seeds, fragment", [
+    ("0-1000000000", "names more than 1000"),
+    ("0-99999999999999999999", "is out of range"),
+    ("3,99999999999999999999", "is out of range"),
+    ("0-" + "9" * 5000, "is out of range"),
+    ("9-3", "runs backwards"),
+])
+def test_seed_ranges_are_bounded_before_they_are_built(cli, tmp_path, seeds, fragment):
+    tracemalloc.start()
+    try:
+        result = cli("reproduce", "article", "--seeds", seeds, "--out", tmp_path / "o")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_one_line_error(result, "--seeds", fragment)
+    assert peak < 16 << 20, peak  # the range is never expanded (0-1000000000 would be 40 GB of ints)
+    assert not (tmp_path / "o").exists()
+    assert_one_line_error(cli("ladder", "--seeds", seeds, "--out", tmp_path / "l"), "--seeds", fragment)
+
+
+@pytest.mark.parametrize("name, commands", [
+    ("metrics.jsonl", (["compare"], ["report"])),  # (a completed run's resume reads no metrics.jsonl: it says so)
+    ("summary.json", (["compare"], ["report"], ["train", "--resume"])),
+])
+def test_a_fifo_in_a_run_folder_is_refused_not_waited_on(run, name, commands):
+    (run / name).unlink()
+    os.mkfifo(run / name)
+    for command in commands:
+        done = run_subprocess(*command, run, timeout=120)  # a hang would be a TimeoutExpired here
+        assert_one_line_error(done, name, "is a FIFO, not a file")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"test_accuracy": "abc"}, "test_accuracy should be a finite number, not 'abc'"),
+    ({"test_accuracy": [1, 2, 3]}, "test_accuracy should be a finite number"),
+    ({"test_accuracy": 1e308}, "test_accuracy should be a fraction in 0..1"),
+    ({"test_accuracy": -5}, "test_accuracy should be a fraction in 0..1"),
+    ({"lr": "x"}, "lr should be a finite number, not 'x'"),
+    ({"seconds": -1.0}, "seconds should be a number of seconds >= 0"),
+])
+def test_every_metrics_value_is_typed_and_ranged_at_every_reader(cli, run, change, fragment):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines[-1] = json.dumps({**json.loads(lines[-1]), **change})
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    for command in (["compare", run], ["report", run], ["train", "--resume", run, "--epochs", "3", "--force"]):
+        assert_one_line_error(cli(*command), "metrics.jsonl line 2", fragment)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"test_accuracy": 7.0}, "test_accuracy should be a fraction in 0..1"),
+    ({"train_seconds": "soon"}, "train_seconds should be a finite number"),
+    ({"status": "x" * 100}, "status should be a short word"),
+])
+def test_summary_values_are_typed_and_ranged(cli, run, change, fragment):
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, **change}))
+    for command in (["compare", run], ["train", "--resume", run]):
+        assert_one_line_error(cli(*command), "summary.json", fragment)
+
+
+@pytest.mark.parametrize("name, commands", [
+    ("metrics.jsonl", (["compare"], ["report"])), ("summary.json", (["compare"], ["train", "--resume"])),
+    ("config.json", (["compare"], ["train", "--resume"])), ("model.json", (["evaluate"], ["train", "--resume"])),
+])
+def test_bytes_that_are_not_utf8_are_one_line(cli, run, name, commands):
+    (run / name).write_bytes((run / name).read_bytes()[:-3] + b"\xff\xfe\n")
+    for command in commands:
+        assert_one_line_error(cli(*command, run), name, "not ")
+
+
+def test_a_class_name_of_two_megabytes_is_refused_by_the_schema(cli, run):
+    info = json.loads((run / "model.json").read_text())
+    info["classes"][0] = "c" * (2 << 20)
+    (run / "model.json").write_text(json.dumps(info))
+    for command in (["evaluate", run, "--per-class"], ["report", run]):
+        result = cli(*command)
+        assert_one_line_error(result, "model.json", "classes[0] should be a name of 1..255 characters")
+        assert len(result.out) < 1000
