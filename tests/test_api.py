@@ -33,7 +33,7 @@ def test_train_returns_the_summary_and_writes_the_run(tmp_path_factory, tmp_path
         ("fastnet", [8, 16], "flip", [3, 16, 16])  # keyword arguments resolved as the CLI's flags
     info = json.loads((run / "model.json").read_text())
     assert (info["tta"], info["amp"], info["ema"], info["options"]) == ("flip", False, False,
-                                                                         {"widths": [8, 16], "whiten": True})
+                                                                         {"widths": [8, 16], "whiten": True, "identity_init": True})
     with pytest.raises(UserError, match="did you mean widths"):
         deepdive.train(out=str(tmp_path / "x"), **{**FASTNET, "widht": [8]})
     with pytest.raises(UserError, match="already exists"):

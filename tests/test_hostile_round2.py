@@ -105,3 +105,64 @@ def test_a_class_name_of_two_megabytes_is_refused_by_the_schema(cli, run):
         result = cli(*command)
         assert_one_line_error(result, "model.json", "classes[0] should be a name of 1..255 characters")
         assert len(result.out) < 1000
+
+
+def _poison_weights(run, value=float("nan")):
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(run / "model.safetensors"))
+    first = sorted(arrays)[0]
+    arrays[first] = arrays[first].copy()
+    arrays[first].flat[0] = value
+    save_file(arrays, str(run / "model.safetensors"))
+    return first
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nan_weights_are_a_failure_at_every_command(cli, run, tmp_path, value):
+    """evaluate printed 'accuracy 10.00%, loss nan' (exit 0), predict 'Bag nan%' (exit 0), export blamed the
+    exporter: each is now one line naming the weights, exit 1."""
+    from PIL import Image
+
+    name = _poison_weights(run, value)
+    image = tmp_path / "x.png"
+    Image.new("L", (8, 8)).save(image)
+    for command in (["evaluate", run], ["predict", run, image], ["export", run, "--format", "onnx", "--out", tmp_path / "m.onnx"]):
+        result = cli(*command)
+        errors = [line for line in result.err.splitlines() if "run failed" in line]
+        assert result.code == 1 and len(errors) == 1, result.err
+        assert "NaN or infinite weights" in errors[0] and name in errors[0] and "lower --lr" in errors[0]
+        assert "Traceback" not in result.err and "nan%" not in result.out
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("\x1b[2J\x1b]0;pwned\x07", "\\x1b[2J\\x1b]0;pwned\\x07"),
+    ("two\nlines", "two\\nlines"),
+    ("evil\u202egpj.png", "evil\\u202egpj.png"),
+])
+def test_names_from_files_cannot_drive_the_terminal(cli, run, tmp_path, name, shown):
+    from PIL import Image
+
+    info = json.loads((run / "model.json").read_text())
+    info["classes"][0] = name
+    (run / "model.json").write_text(json.dumps(info))
+    evaluated = cli("evaluate", run, "--per-class")
+    assert evaluated.code == 0 and shown in evaluated.out and name not in evaluated.out
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / f"{name.replace(chr(10), '_')}.png")
+    predicted = cli("predict", run, folder, "--top-k", "4")
+    assert predicted.code == 0 and shown.replace("\\n", "_") in predicted.out
+    assert not any(c in predicted.out for c in "\x1b\x07\u202e")
+
+
+def test_a_partial_failure_of_predict_exits_non_zero(cli, run, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "good.png")
+    (folder / "notes.png").write_text("not an image")
+    result = cli("predict", run, folder)
+    assert result.code == 1 and "good.png: " in result.out and "notes.png: error:" in result.out
+    assert "1 of 2 file(s) could not be predicted" in result.err

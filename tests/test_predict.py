@@ -41,14 +41,14 @@ def test_any_size_and_mode_and_non_images(cli, tmp_path):
     note = tmp_path / "note.txt"
     note.write_text("not an image")
     result = cli("predict", run, big, grey, rgba, note, tmp_path / "missing.jpg", "--json")
-    assert result.code == 0
+    assert result.code == 1  # two files could not be predicted: a partial failure is not a success
     out = result.json()
     assert [("predictions" in r) for r in out] == [True, True, True, False, False]
     assert len(out[0]["predictions"]) == 3  # top-5 capped at the 3 classes
     assert out[0]["predictions"][0]["class"] == "cat"  # the red class
     assert "error" in out[3] and "error" in out[4]
     text = cli("predict", run, big, note)
-    assert text.code == 0 and "big.png: cat" in text.out and "note.txt: error" in text.out
+    assert text.code == 1 and "big.png: cat" in text.out and "note.txt: error" in text.out
 
 
 def test_no_image_predicted_exits_2(cli, tmp_path):

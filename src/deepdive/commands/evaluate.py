@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from deepdive.config.names import DEVICES
-from deepdive.output import strict_json
+from deepdive.output import printable, strict_json
 
 HELP = "reload a run's model and measure it on test data"
 
@@ -25,13 +25,14 @@ def run(args) -> int:
     if args.json:
         print(strict_json(result))
         return 0
-    print(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
-          f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}")
-    if args.per_class:
-        width = max(len(r["class"]) for r in result["per_class"])
+    print(printable(f"{result['run']}: {result['dataset']}, {result['examples']} test images: "
+                    f"accuracy {100 * result['test_accuracy']:.2f}%, loss {result['test_loss']:.4f}"))
+    if args.per_class:  # class names come from the data: escaped before they reach the terminal
+        names = [printable(r["class"]) for r in result["per_class"]]
+        width = max(len(n) for n in names)
         print(f"  {'class':<{width}}  {'images':>6}  {'correct':>7}  accuracy")
-        for r in result["per_class"]:
+        for name, r in zip(names, result["per_class"]):
             shown = f"{100 * r['accuracy']:7.2f}%" if r["accuracy"] is not None else "      -"
-            print(f"  {r['class']:<{width}}  {r['images']:>6}  {r['correct']:>7}  {shown}")
+            print(f"  {name:<{width}}  {r['images']:>6}  {r['correct']:>7}  {shown}")
     return 0
 

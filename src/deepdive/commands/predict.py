@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from deepdive.config.names import DEVICES
-from deepdive.output import strict_json
+from deepdive.output import printable, strict_json
 
 HELP = "top-K classes for image files with a run's model"
 
@@ -27,15 +27,19 @@ def run(args) -> int:
     if args.json:
         print(strict_json(results))
     else:
-        for r in results:
+        for r in results:  # file and class names come from outside: escaped before they reach the terminal
             if "error" in r:
-                print(f"{r['file']}: error: {r['error']}")
+                print(printable(f"{r['file']}: error: {r['error']}"))
             else:
                 tops = ", ".join(f"{p['class']} {100 * p['probability']:.1f}%" for p in r["predictions"])
-                print(f"{r['file']}: {tops}")
+                print(printable(f"{r['file']}: {tops}"))
     if predicted == 0:
         print("deepdive predict: error: no image could be predicted: give image files PIL can open",
               file=sys.stderr)
         return 2
+    if predicted < len(results):  # a partial failure is a failure: scripts must not take it for success
+        print(f"deepdive predict: error: {len(results) - predicted} of {len(results)} file(s) could not be predicted "
+              "(named above): give image files PIL can open", file=sys.stderr)
+        return 1
     return 0
 

@@ -1,10 +1,11 @@
 """``deepdive evaluate``: a saved run measured again on its test data (or another dataset), per class too."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from deepdive.data.pipeline import Split
-from deepdive.errors import UserError
+from deepdive.errors import RunFailed, UserError
 from deepdive.training.evaluation import evaluate_split, predictions_on
 
 
@@ -76,6 +77,9 @@ def evaluate_run(run_dir: str | Path, dataset: str | None = None, data_dir: str 
                         f"{tuple(info['input_shape'])}: use data of the model's input shape (e.g. --image-size)")
     engine, model, tta = predictor.engine, predictor.net, predictor.tta
     loss, accuracy = evaluate_split(engine, model, test, tta=tta)
+    if not math.isfinite(loss):  # finite weights whose outputs overflow: no figure of them means anything
+        raise RunFailed(f"{run.path}'s model gives a loss of {loss} on the {source} images (outputs overflow to "
+                        "NaN or infinity): the run diverged; retrain it, e.g. with a lower --lr")
     result = {"run": str(run.path), "dataset": source, "examples": len(test), "tta": tta,
               "weights": "ema" if predictor.ema else "final", "test_loss": loss, "test_accuracy": accuracy}
     if per_class:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from deepdive.storage.weights import load_weights, stored_numbers
 from deepdive.training.engines import make_engine
-from deepdive.errors import UserError
+import numpy as np
+
+from deepdive.errors import RunFailed, UserError
 from deepdive.models.registry import build_model, model_options, state_size
 from deepdive.config.specs import spec
 from deepdive.storage.runs import MODEL_INFO, WEIGHTS
@@ -56,5 +58,11 @@ def load_run_model(run, cfg, info, device: str, normalizer, amp: bool | None = N
     model = engine.build(build_model(name, engine.nn, engine.F, info["input_shape"], len(info["classes"]),
                                      **options))
     expected = {k: tuple(v.shape) for k, v in engine.weights(model).items()}
-    engine.load_weights(model, load_weights(run.file(WEIGHTS), expected))
+    arrays = load_weights(run.file(WEIGHTS), expected)
+    broken = sorted(k for k, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all())
+    if broken:  # nothing computed from them means anything: an accuracy of "10%", a prediction of "nan%"
+        raise RunFailed(f"{run.file(WEIGHTS)} holds NaN or infinite weights ({broken[0]}"
+                        f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}): the run diverged; retrain "
+                        "it, e.g. with a lower --lr")
+    engine.load_weights(model, arrays)
     return engine, model
