@@ -166,3 +166,39 @@ def test_a_partial_failure_of_predict_exits_non_zero(cli, run, tmp_path):
     result = cli("predict", run, folder)
     assert result.code == 1 and "good.png: " in result.out and "notes.png: error:" in result.out
     assert "1 of 2 file(s) could not be predicted" in result.err
+
+
+@pytest.mark.parametrize("expression, shapes, fragment", [
+    ("sum(w @ w.T)", ["w=20000x1"], "result of shape (20000, 20000) (400,000,000 numbers; w 20000x1)"),
+    ("sum(w @ w.T)", ["w=30000x1"], "result of shape (30000, 30000)"),
+    ("x+y", ["x=1000000x1", "y=1x1000000"], "result of shape (1000000, 1000000)"),
+    ("relu(x * y.T) + 1", ["x=3000x1", "y=3000x1"], "result of shape (3000, 3000) (9,000,000 numbers"),
+])
+def test_graph_refuses_a_result_too_large_before_computing_it(cli, tmp_path, expression, shapes, fragment):
+    args = [a for s in shapes for a in ("--shape", s)]
+    tracemalloc.start()
+    try:
+        result = cli("graph", expression, *args, "--backward", "--out", tmp_path / "g.svg")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_one_line_error(result, fragment, "at most 4,000,000 numbers per result")
+    assert peak < 64 << 20, peak  # the 20000x1 case peaked at 12.5 GB before
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_graph_shapes_follow_numpy_for_results_it_draws():
+    import numpy as np
+
+    from deepdive.viz.graph_shapes import matmul_shape
+
+    for a, b in [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+                 ((7, 1, 3, 4), (6, 4, 2))]:
+        assert matmul_shape(a, b) == np.matmul(np.zeros(a), np.zeros(b)).shape
+    with pytest.raises(ValueError):
+        matmul_shape((3, 4), (5, 2))
+
+
+def test_graph_of_numbers_alone_says_so(cli, tmp_path):
+    assert_one_line_error(cli("graph", "2**2**100", "--out", tmp_path / "g.svg"), "(no variables)",
+                          "2 ** 1.26765e+30 is not a finite number")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from deepdive.config.specs import scratch_models
 from deepdive.viz.graph_dot import numbers_text, shape_text
+from deepdive.viz.graph_shapes import check_result_sizes
 from deepdive.errors import UserError, first_line
 
 # numpy, the engine, graphviz: imported where used, since building the CLI's parser imports this module
@@ -228,6 +229,7 @@ def expression_graph(text: str, options: "GraphOptions") -> Graph:
                         f"{', '.join(variables) or 'none'})")
     from deepdive.scratch import Tensor
 
+    check_result_sizes(tree.body, {v: tuple(shapes.get(v, ())) for v in variables}, text)
     rng = np.random.default_rng(options.seed)
     env = {v: Tensor(np.asarray(rng.standard_normal(shapes.get(v, ()))), requires_grad=True) for v in variables}
     try:
@@ -325,6 +327,11 @@ def _evaluate(node, env):
     if isinstance(node, ast.BinOp):
         a, b = _evaluate(node.left, env), _evaluate(node.right, env)
         if isinstance(node.op, ast.Pow):
+            if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # numbers: folded, as Python would
+                try:
+                    return math.pow(a, b)
+                except (OverflowError, ValueError):
+                    raise ValueError(f"{a:g} ** {b:g} is not a finite number") from None
             if not isinstance(a, Tensor) or isinstance(b, Tensor):
                 raise TypeError("** needs a tensor raised to a number, e.g. x ** 2")
             return a ** b
@@ -356,7 +363,7 @@ def _shapes(items: list[str]) -> dict:
 
 
 def _shapes_text(env: dict) -> str:
-    return ", ".join(f"{v} {shape_text(t.shape)}" for v, t in env.items())
+    return ", ".join(f"{v} {shape_text(t.shape)}" for v, t in env.items()) or "no variables"
 
 
 def _with_leaf_grads(graph: Graph) -> Graph:
