@@ -202,3 +202,21 @@ def test_graph_shapes_follow_numpy_for_results_it_draws():
 def test_graph_of_numbers_alone_says_so(cli, tmp_path):
     assert_one_line_error(cli("graph", "2**2**100", "--out", tmp_path / "g.svg"), "(no variables)",
                           "2 ** 1.26765e+30 is not a finite number")
+
+
+def test_class_names_that_look_like_formulas_are_drawn_as_text(cli, tmp_path, figures_on):
+    """A class folder named $100_$200 (mathtext would parse it and fail) trains, draws every figure, and reports;
+    nothing of matplotlib reaches stderr."""
+    from test_data_imagefolder import make_tree
+
+    make_tree(tmp_path / "data", per_class=4, classes=("$100_$200", "$\\nosuchcommand{$", "plain"))
+    out = tmp_path / "run"
+    trained = cli("train", "--model", "perceptron", "--dataset", "imagefolder", "--data-dir", tmp_path / "data",
+                  "--image-size", "8", "--epochs", "1", "--out", out)
+    assert trained.code == 0, trained.err
+    assert "ParseSyntaxException" not in trained.err and "matplotlib" not in trained.err
+    assert {p.name for p in (out / "figures").glob("*.png")} >= {"confusion.png", "per_class.png"}
+    report = cli("report", out, "--json")
+    assert report.code == 0 and "Traceback" not in report.err, report.err
+    page = (out / "report.html").read_text()
+    assert "$100_$200" in page and "$\\nosuchcommand{$" in page

@@ -14,9 +14,16 @@ WIDTH_PX, DPI = 1200, 100  # readable at 800 px wide
 
 
 def pyplot():
+    """matplotlib's pyplot, drawing off-screen. Text is drawn as given: class and file names come from the data,
+    and mathtext would read "$100_$200" as a formula (a parse error, a figure lost); matplotlib's own warnings
+    (a glyph the font lacks, ...) do not reach the user's terminal."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
     import matplotlib.pyplot as plt
     return plt
 
