@@ -220,3 +220,15 @@ def test_class_names_that_look_like_formulas_are_drawn_as_text(cli, tmp_path, fi
     assert report.code == 0 and "Traceback" not in report.err, report.err
     page = (out / "report.html").read_text()
     assert "$100_$200" in page and "$\\nosuchcommand{$" in page
+
+
+def test_a_figures_link_out_of_the_run_gets_nothing_written(cli, run, tmp_path):
+    import shutil
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(run / "figures", ignore_errors=True)
+    (run / "figures").symlink_to(outside)
+    result = cli("report", run)
+    assert_one_line_error(result, "figures is a symbolic link to", "deepdive writes only inside the run folder")
+    assert list(outside.iterdir()) == []

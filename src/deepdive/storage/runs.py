@@ -214,6 +214,17 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def subfolder(self, name: str) -> Path:
+        """RUN/NAME as a real folder inside the run (made if absent). A symbolic link there - to anywhere - or a
+        file of that name is refused: what deepdive writes stays inside the run folder."""
+        path = self.path / name
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            what = f"a symbolic link to {os.readlink(path)}" if path.is_symlink() else "not a folder"
+            raise UserError(f"{path} is {what}: deepdive writes only inside the run folder; remove it (deepdive "
+                            "makes the folder) and run the command again")
+        path.mkdir(exist_ok=True)
+        return path
+
     def write_json(self, name: str, obj: Any) -> None:
         write_json_atomic(self.path / name, obj)
 

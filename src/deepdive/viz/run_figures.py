@@ -153,8 +153,7 @@ def write_run_figures(run, engine, model, test, classes: list[str], tta: str, sv
     from deepdive.inference.evaluate import confusion_matrix, per_class_table
     from deepdive.training.evaluation import predictions_on
 
-    folder = run.file(FIGURES)
-    folder.mkdir(exist_ok=True)
+    folder = run.subfolder(FIGURES)
     preds, confidences, truths = predictions_on(engine, model, test, tta)
     matrix = confusion_matrix(truths, preds, len(classes))
     table = per_class_table(matrix, classes)
