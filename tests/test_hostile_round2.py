@@ -232,3 +232,29 @@ def test_a_figures_link_out_of_the_run_gets_nothing_written(cli, run, tmp_path):
     result = cli("report", run)
     assert_one_line_error(result, "figures is a symbolic link to", "deepdive writes only inside the run folder")
     assert list(outside.iterdir()) == []
+
+
+def test_report_on_a_full_disk_names_a_fix_it_has(run):
+    """report has no --out: its message on a failed write must not send the user to one."""
+    import resource
+    import signal
+    import sys
+
+    from test_hostile import run_measured
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill, as a full disk refuses writes
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    code, err, _ = run_measured(["report", run], preexec=small_files)
+    assert code == 2 and "Traceback" not in err, err
+    assert "cannot write" in err and "--out" not in err and "free disk space or make the folder writable" in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--jobs", "4"], "--jobs 4 runs several seeds at once: add --seeds"),
+    (["--seeds", "0-2", "--seed", "5"], "--seed and --seeds cannot be combined"),
+])
+def test_reproduce_refuses_flags_that_would_have_no_effect(cli, tmp_path, argv, fragment):
+    assert_one_line_error(cli("reproduce", "article", "--out", tmp_path / "o", *argv), fragment)
+    assert not (tmp_path / "o").exists()

@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             if not _quiet(exc):
                 print(f"deepdive {args.command}: run failed: {exc}", file=sys.stderr)
             return 1
-        print(printable(f"deepdive {args.command}: error: cannot write {exc.path} ({exc.reason}): choose another "
-                         "--out"), file=sys.stderr)
+        fix = ("choose another --out" if "out" in vars(args) else
+               "free disk space or make the folder writable (or copy the run somewhere writable and use the copy)")
+        print(printable(f"deepdive {args.command}: error: cannot write {exc.path} ({exc.reason}): {fix}"),
+              file=sys.stderr)
         return 2
     except RunFailed as exc:
         if not _quiet(exc):

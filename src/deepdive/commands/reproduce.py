@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from deepdive.config.names import DEVICES
+from deepdive.errors import UserError
 from deepdive.output import strict_json
 
 HELP = "the article's exact experiment, side by side with its published numbers"
@@ -15,7 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--limit-train", type=int, metavar="N")
     p.add_argument("--limit-test", type=int, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="the run's seed (default 0); --seeds gives several")
     p.add_argument("--seeds", metavar="SEEDS", help="one run per seed, e.g. 0-9: mean ± std of the accuracies and "
                    "losses, and where the article's 61.2%% falls (runs in OUT/seed-N)")
     p.add_argument("--jobs", type=int, default=1, help="with --seeds: runs at once, as separate processes (default 1)")
@@ -34,7 +35,12 @@ def run(args) -> int:
     from deepdive.training.setup import run_training
     from deepdive.viz.run_figures import when_complete
 
-    flags = {"recipe": "article", "data_dir": args.data_dir, "epochs": args.epochs, "seed": args.seed,
+    if args.seeds is not None and args.seed is not None:
+        raise UserError("--seed and --seeds cannot be combined: --seeds names every run's seed; drop --seed")
+    if args.seeds is None and args.jobs != 1:
+        raise UserError(f"--jobs {args.jobs} runs several seeds at once: add --seeds, e.g. --seeds 0-9 --jobs 2")
+    flags = {"recipe": "article", "data_dir": args.data_dir, "epochs": args.epochs,
+             "seed": 0 if args.seed is None else args.seed,
              "device": args.device, "limit_train": args.limit_train, "limit_test": args.limit_test,
              "download": args.download}
     if args.seeds is not None:
