@@ -258,3 +258,28 @@ def test_report_on_a_full_disk_names_a_fix_it_has(run):
 def test_reproduce_refuses_flags_that_would_have_no_effect(cli, tmp_path, argv, fragment):
     assert_one_line_error(cli("reproduce", "article", "--out", tmp_path / "o", *argv), fragment)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not __import__("conftest").FASHION_DIR.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_the_folder_fashion_mnist_is_read_from_is_named(tmp_path, caplog):
+    from deepdive.data.mnist import DEBIAN_FASHION, find_files
+
+    with caplog.at_level("INFO", logger="deepdive"):
+        files = find_files("fashion-mnist", tmp_path)
+    assert all(p.parent == DEBIAN_FASHION for p in files.values())
+    assert f"no idx files under {tmp_path}; reading Debian's copy in {DEBIAN_FASHION}" in caplog.text
+
+
+def test_the_cifar_copy_warning_is_said_once_for_the_same_files(tmp_path, caplog):
+    from cifar_files import write_cifar
+
+    from deepdive.data.datasets import DataOptions, load_dataset
+
+    write_cifar(tmp_path, per_batch=10)
+    said = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="deepdive"):
+            load_dataset("cifar10", DataOptions(data_dir=str(tmp_path), download=False))
+        said.append([r.getMessage() for r in caplog.records if "differ from the official" in r.getMessage()])
+    assert len(said[0]) == 1 and "said once for these files" in said[0][0] and said[1] == []

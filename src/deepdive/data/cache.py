@@ -55,7 +55,8 @@ class _Collect(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record):
-        self.messages.append(record.getMessage())
+        if not getattr(record, "once", False):  # said when the files are first read, not again from the cache
+            self.messages.append(record.getMessage())
 
 
 def cached(kind: str, files: list[Path], root: Path, params: dict, build: Callable[[], tuple],

@@ -75,7 +75,8 @@ def _read_folder(folder: Path) -> tuple[Split, Split, list[str]]:
     classes = _read_meta(folder)
     if mismatched:
         log.warning("warning: CIFAR-10 files in %s differ from the official release (md5 of %s); "
-                    "loading them because their structure is valid", folder, ", ".join(mismatched))
+                    "loading them because their structure is valid (said once for these files: README, "
+                    "Datasets)", folder, ", ".join(mismatched), extra={"once": True})
     train = _to_split([parts[n] for n in TRAIN_FILES])
     test = _to_split([parts[n] for n in TEST_FILES])
     return train, test, classes

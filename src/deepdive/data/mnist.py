@@ -9,6 +9,7 @@ error, not an out-of-memory crash.
 from __future__ import annotations
 
 import gzip
+import logging
 import struct
 import zlib
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 from deepdive.config.names import MAX_SIDE
 from deepdive.data.pipeline import Split
 from deepdive.errors import UserError
+
+log = logging.getLogger("deepdive")
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -53,6 +56,8 @@ def find_files(name: str, data_dir: str | Path) -> dict[str, Path]:
                     found[key] = candidate
                     break
         if len(found) == len(FILES):
+            if folder == DEBIAN_FASHION:  # not under --data-dir: say where the images came from
+                log.info("%s: no idx files under %s; reading Debian's copy in %s", name, data_dir, folder)
             return found
     where = ", ".join(str(d) for d in candidate_dirs(name, data_dir))
     hint = " or `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
