@@ -31,7 +31,7 @@ def test_reads_official_layout(tmp_path, bytes_keys):
     assert train.labels[:10].tolist() == list(range(10))
 
 
-def test_md5_mismatch_warns_once_and_loads_and_the_cache_repeats_it(tmp_path, caplog, monkeypatch):
+def test_md5_mismatch_warns_once_and_loads_and_the_cache_does_not_repeat_it(tmp_path, caplog, monkeypatch):
     monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path / "cache"))
     write_cifar(tmp_path)
     for attempt in range(2):  # decoded, then from the cache
@@ -39,7 +39,8 @@ def test_md5_mismatch_warns_once_and_loads_and_the_cache_repeats_it(tmp_path, ca
         with caplog.at_level(logging.WARNING, logger="deepdive"):
             train, _, _ = load_cifar10(tmp_path, download=False)
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 1 and "differ from the official release" in warnings[0].getMessage()
+        assert len(warnings) == (1 if attempt == 0 else 0)  # said once for these files (issue 24)
+        assert attempt or "differ from the official release" in warnings[0].getMessage()
         assert len(train) == 100
     assert len(list((tmp_path / "cache").glob("cifar10-*.pt"))) == 1
 
