@@ -283,3 +283,9 @@ def test_the_cifar_copy_warning_is_said_once_for_the_same_files(tmp_path, caplog
             load_dataset("cifar10", DataOptions(data_dir=str(tmp_path), download=False))
         said.append([r.getMessage() for r in caplog.records if "differ from the official" in r.getMessage()])
     assert len(said[0]) == 1 and "said once for these files" in said[0][0] and said[1] == []
+
+
+def test_resuming_a_finished_run_says_so_once(run):
+    done = run_subprocess("train", "--resume", run)
+    assert done.returncode == 0
+    assert (done.stdout + done.stderr).count("nothing to resume") == 1, done.stdout + done.stderr

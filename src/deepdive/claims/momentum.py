@@ -98,7 +98,7 @@ def momentum_zigzag(fast: bool = False, seed: int = 0) -> Result:
         explanation += f"; wins e.g. {cell(best_win)}"
     if worst_loss:
         explanation += f"; loses e.g. {cell(worst_loss)}"
-    explanation += (f"; the issue's κ = 25, η = 0.035, 50 steps: momentum at f = {issue['momentum']:.3f}, "
+    explanation += (f"; one fixed case, κ = 25, η = 0.035, 50 steps: momentum at f = {issue['momentum']:.3f}, "
                     f"GD {issue['sgd']:.3f}")
     setup = {"surface": "f = ½(x² + κy²)", "start": list(START), "gamma": GAMMA, "kappas": list(kappas),
              "lr_times_kappa": list(scaled_lrs), "max_steps": steps, "tolerance": TOL,

@@ -47,8 +47,7 @@ def resume_run(run, cfg, differences: list[str], figures=None, make_hooks=None) 
         summary = run.summary() if run.file(SUMMARY).exists() else {}
         state_path = run.file(STATE)
         if summary.get("status") == "completed" and not differences and state_path.exists():
-            log.info("%s already completed %s epoch(s): nothing to resume", run.path, summary.get("epochs"))
-            summary["already_completed"] = True
+            summary["already_completed"] = True  # (said once, by the caller: the train command prints it)
             run.close()
             return summary
         state = load_state(state_path) if state_path.exists() else None
