@@ -289,3 +289,18 @@ def test_resuming_a_finished_run_says_so_once(run):
     done = run_subprocess("train", "--resume", run)
     assert done.returncode == 0
     assert (done.stdout + done.stderr).count("nothing to resume") == 1, done.stdout + done.stderr
+
+
+def test_the_api_says_a_folder_is_a_folder(run, tmp_path):
+    import deepdive
+    from deepdive.errors import UserError
+
+    predictor = deepdive.load(run)
+    (tmp_path / "pics").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(UserError, match="a folder, not an image file"):
+        predictor([tmp_path / "pics"])
+    with pytest.raises(UserError, match="not a regular file"):  # and never opened: a FIFO would block
+        predictor([tmp_path / "pipe.png"])
+    with pytest.raises(UserError, match="no such file"):
+        predictor([tmp_path / "missing.png"])

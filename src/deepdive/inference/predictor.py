@@ -246,7 +246,8 @@ class Predictor:
 
         try:
             if not path.is_file():
-                raise UnreadableImage("no such file")
+                raise UnreadableImage("a folder, not an image file (give the files in it)" if path.is_dir() else
+                                      "no such file" if not path.exists() else "not a regular file")
             return load_image(path, self.input_shape[1:], self.input_shape[0], resize_mode=self.resize_mode), None
         except UnreadableImage as exc:
             return None, f"not a readable image ({exc})"
