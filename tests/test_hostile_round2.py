@@ -9,6 +9,12 @@ import pytest
 from conftest import SYNTH, assert_one_line_error, run_subprocess
 
 
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path, monkeypatch):
+    """Commands whose output goes "here" by default (compare) write into the test's folder, not the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished tiny run, copied fresh for each test that damages it."""
@@ -71,7 +77,8 @@ def test_every_metrics_value_is_typed_and_ranged_at_every_reader(cli, run, chang
     lines = (run / "metrics.jsonl").read_text().splitlines()
     lines[-1] = json.dumps({**json.loads(lines[-1]), **change})
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    for command in (["compare", run], ["report", run], ["train", "--resume", run, "--epochs", "3", "--force"]):
+    for command in (["compare", run, "--out", run.parent], ["report", run],
+                    ["train", "--resume", run, "--epochs", "3", "--force"]):
         assert_one_line_error(cli(*command), "metrics.jsonl line 2", fragment)
 
 
@@ -83,7 +90,7 @@ def test_every_metrics_value_is_typed_and_ranged_at_every_reader(cli, run, chang
 def test_summary_values_are_typed_and_ranged(cli, run, change, fragment):
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, **change}))
-    for command in (["compare", run], ["train", "--resume", run]):
+    for command in (["compare", run, "--out", run.parent], ["train", "--resume", run]):
         assert_one_line_error(cli(*command), "summary.json", fragment)
 
 
