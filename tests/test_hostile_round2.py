@@ -311,3 +311,21 @@ def test_the_api_says_a_folder_is_a_folder(run, tmp_path):
         predictor([tmp_path / "pipe.png"])
     with pytest.raises(UserError, match="no such file"):
         predictor([tmp_path / "missing.png"])
+
+
+def test_plain_text_is_drawn_literally_and_math_stays_on_for_the_axes():
+    from deepdive.viz.figures import plain, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    try:
+        ax.set_title("$\\nosuchcommand{$")
+        with pytest.raises(ValueError):  # what a class name did to a figure before
+            fig.canvas.draw()
+        ax.set_title(plain("$\\nosuchcommand{$ and $100_$200"))
+        ax.set_xscale("log")
+        ax.set_xlim(1, 1000)
+        fig.canvas.draw()  # the class names drawn as text; the log axis's formula ticks still render
+        assert plt.rcParams["text.parse_math"] is True
+    finally:
+        plt.close(fig)

@@ -70,7 +70,7 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 def draw(rows: list[dict], histories: list[list[dict]]) -> bytes:
     """Test accuracy and training loss per epoch, one line per run: a PNG's bytes."""
-    from deepdive.viz.figures import pyplot
+    from deepdive.viz.figures import plain, pyplot
 
     plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
@@ -78,9 +78,9 @@ def draw(rows: list[dict], histories: list[list[dict]]) -> bytes:
         acc = [(r["epoch"], 100 * r["test_accuracy"]) for r in records if r.get("test_accuracy") is not None]
         loss = [(r["epoch"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
         if acc:
-            ax_acc.plot(*zip(*acc), marker="o", markersize=3, label=row["run"])
+            ax_acc.plot(*zip(*acc), marker="o", markersize=3, label=plain(row["run"]))
         if loss:
-            ax_loss.plot(*zip(*loss), marker="o", markersize=3, label=row["run"])
+            ax_loss.plot(*zip(*loss), marker="o", markersize=3, label=plain(row["run"]))
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
     for ax in (ax_acc, ax_loss):

@@ -14,18 +14,23 @@ WIDTH_PX, DPI = 1200, 100  # readable at 800 px wide
 
 
 def pyplot():
-    """matplotlib's pyplot, drawing off-screen. Text is drawn as given: class and file names come from the data,
-    and mathtext would read "$100_$200" as a formula (a parse error, a figure lost); matplotlib's own warnings
-    (a glyph the font lacks, ...) do not reach the user's terminal."""
+    """matplotlib's pyplot, drawing off-screen; matplotlib's own warnings (a glyph the font lacks, ...) do not
+    reach the user's terminal. Text from the data goes through ``plain`` first."""
     import warnings
 
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False
     warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
     import matplotlib.pyplot as plt
     return plt
+
+
+def plain(text: str) -> str:
+    """Text from the data (class and run names) as matplotlib must draw it: literally. Between two dollar signs
+    matplotlib reads a formula ("$100_$200" is a parse error that loses the figure); an escaped one is a dollar.
+    (Turning mathtext off altogether would also break the log axes' tick labels, which are formulas.)"""
+    return str(text).replace("$", r"\$")
 
 
 def draw_contours(ax, s) -> None:

@@ -23,7 +23,7 @@ def draw_staircase(result: dict) -> bytes:
     rungs = result["rungs"]
     xs = [max(r["train_seconds"]["mean"], 1e-3) for r in rungs]
     ys = [100 * r["mean"] for r in rungs]
-    ax.step(xs, ys, where="post", color="#888", linewidth=1, zorder=1)
+    ax.plot(xs, ys, color="#888", linewidth=1, zorder=1)  # rung to rung, in order
     ax.errorbar(xs, ys, xerr=[r["train_seconds"]["std"] for r in rungs], yerr=[100 * r["std"] for r in rungs],
                 fmt="o", color="#1f5fa8", ecolor="#9bb7d8", capsize=3, zorder=2, label="deepdive ladder rungs")
     for r, x, y in zip(rungs, xs, ys):

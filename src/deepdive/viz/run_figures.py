@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from deepdive.storage.atomic import write_bytes_atomic
+from deepdive.viz.figures import plain
 
 FIGURES = "figures"
 WIDTH_IN, DPI = 10.0, 100  # 1000 px wide
@@ -82,8 +83,8 @@ def confusion(matrix: np.ndarray, classes: list[str], folder: Path, svg: bool = 
     fig, ax = plt.subplots(figsize=(side, side * 0.85))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xticks(range(k), [plain(c) for c in classes], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [plain(c) for c in classes], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"confusion matrix: {int(np.trace(matrix))} of {int(matrix.sum())} correct")
@@ -104,7 +105,7 @@ def per_class(rows: list[dict], folder: Path, svg: bool = False) -> Path:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(WIDTH_IN, 0.25 * len(rows)), WIDTH_IN * 0.4 + (1.5 if len(rows) > 8 else 0)))
-    names = [r["class"] for r in rows]
+    names = [plain(r["class"]) for r in rows]
     values = [None if r["accuracy"] is None else 100 * r["accuracy"] for r in rows]
     ax.bar(range(len(rows)), [v or 0.0 for v in values], color="steelblue")
     many = len(rows) > 8
@@ -140,7 +141,8 @@ def mistakes(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, confiden
     for ax, i in zip(axes.flat, wrong):
         image = images[i].transpose(1, 2, 0)
         ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray" if image.shape[2] == 1 else None)
-        ax.set_title(f"{classes[preds[i]]} ({100 * confidences[i]:.0f}%)\ntrue: {classes[truths[i]]}", fontsize=7)
+        ax.set_title(plain(f"{classes[preds[i]]} ({100 * confidences[i]:.0f}%)\ntrue: {classes[truths[i]]}"),
+                     fontsize=7)
     fig.suptitle("most confident mistakes (predicted, confidence / true class)", fontsize=9)
     fig.tight_layout()
     path = _save(fig, folder, "mistakes", svg)
