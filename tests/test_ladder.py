@@ -252,3 +252,17 @@ def test_the_whole_ladder_at_tiny_scale_writes_its_table_json_figure_and_page(cl
     for ref in result["references"]:
         assert ref["name"] in text
     assert SCALES["tiny"]["about"] in text and "one seed: no spread" in text
+
+
+def test_every_run_of_a_ladder_trains_on_the_threads_chosen_once(tmp_path, fake_cifar, monkeypatch):
+    """Chosen between two runs, the thread count read the last run's spinning workers as a busy machine: one
+    thread for some runs, two for others (measured: twice the seconds). The ladder chooses once, before any."""
+    from deepdive.teach import ladder
+    from deepdive.training import threads as threads_module
+
+    calls = []
+    monkeypatch.setattr(threads_module, "default_threads", lambda model=None, busy=None: calls.append(1) or 1)
+    monkeypatch.setitem(SCALES, "tiny", {**SCALES["tiny"], "limit_train": 48, "limit_test": 20})
+    result = ladder.run_ladder("tiny", [0, 1], tmp_path / "l", str(fake_cifar), "cpu", [8, 9])
+    summaries = [json.loads((Path(r) / "summary.json").read_text()) for row in result["rungs"] for r in row["runs"]]
+    assert len(summaries) == 4 and {s["threads"] for s in summaries} == {1} and len(calls) == 1

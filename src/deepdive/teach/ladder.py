@@ -52,10 +52,13 @@ def rung_indices(text: str | None) -> list[int]:
     return sorted(set(chosen) | {i - 1 for i in chosen if RUNGS[i].same_runs_as_below})
 
 
-def run_flags(index: int, seed: int, scale: str, data_dir: str, device: str) -> dict:
-    """What ``deepdive train`` is given for one (rung, seed): the rung's recipe, the scale, no per-run figures."""
+def run_flags(index: int, seed: int, scale: str, data_dir: str, device: str, threads: int | None = None) -> dict:
+    """What ``deepdive train`` is given for one (rung, seed): the rung's recipe, the scale, no per-run figures,
+    and the ladder's thread count (``threads``: chosen once, see ``run_ladder``)."""
     flags = {"recipe": rung_name(index), "seed": seed, "data_dir": data_dir, "device": device,
              "eval_each_epoch": False, "figures": False}
+    if threads is not None:
+        flags["threads"] = threads
     flags.update({k: SCALES[scale][k] for k in SCALE_KEYS if SCALES[scale][k] is not None})
     return flags
 
@@ -134,6 +137,11 @@ def run_ladder(scale: str, seeds: list[int], out: Path, data_dir: str = "./data"
         raise UserError(f"--scale {scale!r} is invalid: give one of {', '.join(SCALES)}")
     indices = rung_indices(None) if rungs is None else rungs
     out.mkdir(parents=True, exist_ok=True)
+    # One thread count for every run, chosen before the first: measured between two runs of one process, the
+    # machine looks busy (the last run's OpenMP workers still spin) and a run would get one thread of two -
+    # measured: twice the seconds and other numerics for that run alone.
+    from deepdive.training.threads import default_threads
+    threads = default_threads(None)
     trained: list[str] = []
     by_rung: dict[int, list[dict]] = {}
     for i in indices:
@@ -146,7 +154,8 @@ def run_ladder(scale: str, seeds: list[int], out: Path, data_dir: str = "./data"
             folder = out / rung_name(home) / f"seed-{seed}"
             if progress:
                 progress(f"{rung_name(i)} ({RUNGS[i].title}), seed {seed}: {folder}")
-            summary, now = train_one(run_flags(home, seed, scale, data_dir, device), folder, overwrite, make_hooks)
+            summary, now = train_one(run_flags(home, seed, scale, data_dir, device, threads), folder, overwrite,
+                                     make_hooks)
             summary = {**summary, "seed": seed, "run": str(folder)}
             if now:
                 trained.append(str(folder))
