@@ -492,3 +492,451 @@ def test_a_sharded_split_moves_whole_and_keeps_its_group():
     assert moved.split.images.shape == (5, 1, 2, 2) and len(moved) == 5
     assert sharded.split.images.device.type == "cpu"
     assert torch.equal(sharded.head(3), images[:3]) and torch.equal(sharded.head(0), images[:0])
+
+
+def test_a_sharded_split_steps_through_its_share_of_each_global_batch():
+    """Rank 1 of 2 takes the second part of each global batch of the order (the first n mod 2 go to rank 0); with
+    no order the split's own order; from ``start_batch`` on."""
+    from deepdive.data.pipeline import Split
+    from deepdive.training.ddp.sharding import ShardedSplit
+
+    images = torch.arange(7 * 1 * 2 * 2, dtype=torch.uint8).view(7, 1, 2, 2)
+    labels = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    sharded = ShardedSplit(Split(images, labels), ProcessGroup(1, 2, 1, 2, torch.device("cpu"), timeout=60.0))
+
+    def taken(batches):
+        return [(im.tolist(), lab.tolist(), *(rest[0].tolist() for rest in [extra] if extra))
+                for im, lab, *extra in batches]
+    # global batches of 3: [0 1 2] [3 4 5] [6]; rank 1 takes [2], [5], nothing
+    expected = [[2], [5], []]
+    assert taken(sharded.batches(3, None, 0, True)) == [(images[i].tolist(), labels[i].tolist(), i) for i in expected]
+    assert taken(sharded.batches(3, None, 1, False)) == [(images[i].tolist(), labels[i].tolist())
+                                                        for i in expected[1:]]
+    order = torch.tensor([6, 5, 4, 3, 2, 1, 0])
+    # global batches of 4 in this order: [6 5 4 3] [2 1 0]; rank 1 takes [4 3], [0]
+    assert taken(sharded.batches(4, order, 0, True)) == [(images[[4, 3]].tolist(), labels[[4, 3]].tolist(), [4, 3]),
+                                                         (images[[0]].tolist(), labels[[0]].tolist(), [0])]
+
+
+# -- launcher.launch: what --nproc checks and hands torchrun -----------------------------------------------------------
+@pytest.fixture
+def launched(monkeypatch):
+    """launcher._torchrun replaced (it records its arguments and threads, returns 7); a machine of 16 idle cores."""
+    import deepdive.training.threads as threads
+
+    calls = []
+    monkeypatch.setattr(launcher, "_torchrun", lambda arguments, n: calls.append((arguments, n)) or 7)
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    monkeypatch.delenv("RANK", raising=False)
+    return calls
+
+
+def test_nproc_under_torchrun_is_refused(launched, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError) as raised:
+        launcher.launch(["train", "--nproc", "2"], 2, {}, None, None, False, False)
+    assert str(raised.value) == "--nproc starts torchrun itself: under torchrun, drop --nproc"
+    assert launched == []
+
+
+def test_nproc_takes_the_config_file_and_its_threads(launched, tmp_path):
+    """Values of a --config file count (its --threads is what each process gets); without --threads a small
+    model's processes take one thread each, a larger model's the cores shared among them."""
+    import json
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": "simplenet", "dataset": "synthetic", "threads": 3, "batch_size": 8}))
+    out = str(tmp_path / "run")
+    argv = ["train", "--config", str(config), "--nproc", "2", "--out", out]
+    assert launcher.launch(argv, 2, {"out": out}, str(config), None, False, False) == 7
+    head = ["--standalone", "--nproc-per-node", "2", "-m", "deepdive"]
+    assert launched.pop() == ([*head, "train", "--config", str(config), "--out", out], 3)
+    config.write_text(json.dumps({"model": "simplenet", "dataset": "synthetic", "batch_size": 9}))
+    with pytest.raises(UserError, match=r"^-b 9 does not divide among 2 processes"):  # the file's -b is checked
+        launcher.launch(argv, 2, {"out": out}, str(config), None, False, False)
+    argv = ["train", "--model", "simplenet", "--nproc", "2", "--out", out]
+    assert launcher.launch(argv, 2, {"model": "simplenet", "out": out}, None, None, False, False) == 7
+    assert launched.pop() == ([*head, "train", "--model", "simplenet", "--out", out], 1)  # small: one thread
+    argv = ["train", "--model", "article-cnn", "--nproc", "2", "--out", out]
+    assert launcher.launch(argv, 2, {"model": "article-cnn", "out": out}, None, None, False, False) == 7
+    assert launched.pop() == ([*head, "train", "--model", "article-cnn", "--out", out], 16 // 2)
+
+
+def test_nproc_honours_force_and_overwrite(launched, cli, tmp_path):
+    """A resume with changed flags goes on with --force; an existing run at --out is replaced with --overwrite
+    (checked only: nothing is written before the processes start)."""
+    from conftest import SYNTH
+
+    out = tmp_path / "run"
+    assert cli("train", *SYNTH, "--limit-train", "16", "--limit-test", "8", "-b", "8", "--epochs", "1",
+               "--out", out).code == 0
+    before = sorted(p.name for p in out.iterdir())
+    assert launcher.launch(["train", "--resume", str(out), "--epochs", "2", "--force", "--nproc", "1"], 1,
+                           {"epochs": 2}, None, str(out), True, False) is None
+    with pytest.raises(UserError, match=r"^--epochs 2 differs from the run's 1"):
+        launcher.launch(["train", "--resume", str(out), "--epochs", "2", "--nproc", "1"], 1, {"epochs": 2}, None,
+                        str(out), False, False)
+    argv = ["train", *SYNTH, "--out", str(out), "--overwrite", "--nproc", "2"]
+    flags = {"dataset": "synthetic", "synthetic_shape": [1, 8, 8], "synthetic_classes": 4, "out": str(out)}
+    assert launcher.launch(argv, 2, flags, None, None, False, True) == 7
+    assert launched.pop()[0][5:] == ["train", *SYNTH, "--out", str(out), "--overwrite"]
+    with pytest.raises(UserError) as raised:
+        launcher.launch(argv, 2, flags, None, None, False, False)
+    assert str(raised.value) == f"output folder {out} already exists: choose another --out or add --overwrite"
+    assert sorted(p.name for p in out.iterdir()) == before and launched == []
+
+
+# -- torchrun.threads_per_process and check ---------------------------------------------------------------------------
+def test_each_process_takes_its_share_of_all_cores(monkeypatch):
+    """The machine's cores divided among the node's processes, whatever other programs keep busy (the processes
+    of the run itself would count as busy once started); a small model's processes one thread each."""
+    import deepdive.training.threads as threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    monkeypatch.setattr(threads, "busy_cores", lambda *a, **k: 5)
+    shares = {n: torchrun.threads_per_process("article-cnn", n) for n in (1, 2, 3, 5, 16, 32)}
+    assert shares == {1: 16, 2: 8, 3: 5, 5: 3, 16: 1, 32: 1} and all(type(v) is int for v in shares.values())
+    assert [torchrun.threads_per_process("simplenet", n) for n in (1, 2)] == [1, 1]
+
+
+def test_sync_bn_or_eval_train_mode_alone_is_accepted():
+    assert torchrun.check(train_config(sync_bn=True), 2) is None
+    assert torchrun.check(train_config(eval_train_mode=True), 2) is None
+
+
+# -- layers.CpuSyncBatchNorm / SyncNorm: BatchNorm over the global batch on the CPU ------------------------------------
+@pytest.fixture
+def peer(monkeypatch):
+    """torch.distributed as rank 0 of 2 sees it: each all_reduce adds the other process's tensor, which the test
+    appends to the returned list beforehand (computed here from the other process's share)."""
+    sent = []
+
+    def all_reduce(tensor, *args, **kwargs):
+        other = sent.pop(0)
+        assert other.shape == tensor.shape and tensor.dtype == torch.float64
+        tensor.add_(other)
+    monkeypatch.setattr(tdist, "is_initialized", lambda: True)
+    monkeypatch.setattr(tdist, "get_world_size", lambda *a, **k: 2)
+    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+    return sent
+
+
+def global_batch_norm(x, theirs, grad, grad_theirs, peer, **options):
+    """nn.BatchNorm over both processes' rows in float64 (running statistics from 0.5 and 2.0), its output and
+    gradients; the other process's sums handed to ``peer``: Σx, Σx², its count, then Σ∂y, Σ∂y·x̂."""
+    from torch import nn
+
+    dims = [0, *range(2, x.dim())]
+    whole = torch.cat([x, theirs]).double().requires_grad_()
+    reference = (nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d)(x.shape[1], **options).double()
+    reference.running_mean.fill_(0.5)
+    reference.running_var.fill_(2.0)
+    if reference.affine:
+        with torch.no_grad():
+            reference.weight.copy_(torch.linspace(0.5, 1.5, x.shape[1]))
+            reference.bias.copy_(torch.linspace(-1.0, 1.0, x.shape[1]))
+    y = reference(whole)
+    (y * torch.cat([grad, grad_theirs]).double()).sum().backward()
+    mean = whole.detach().mean(dims, keepdim=True)
+    xhat = (whole.detach() - mean) / (whole.detach().var(dims, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    t = theirs.double()
+    peer += [torch.cat([t.sum(dims), (t * t).sum(dims), torch.tensor([t.numel() / t.shape[1]], dtype=torch.float64)]),
+             torch.cat([grad_theirs.double().sum(dims), (grad_theirs.double() * xhat[len(x):]).sum(dims)])]
+    return reference, y[:len(x)], whole.grad[:len(x)], xhat[:len(x)]
+
+
+def sync_norm_layer(channels, dtype=torch.float32, **options):
+    from deepdive.training.ddp.layers import CpuSyncBatchNorm
+
+    layer = CpuSyncBatchNorm(channels, **options).to(dtype)
+    layer.running_mean.fill_(0.5)
+    layer.running_var.fill_(2.0)
+    if layer.affine:
+        with torch.no_grad():
+            layer.weight.copy_(torch.linspace(0.5, 1.5, channels))
+            layer.bias.copy_(torch.linspace(-1.0, 1.0, channels))
+    return layer.train()
+
+
+@pytest.mark.parametrize("dtype, momentum", [(torch.float32, 0.3), (torch.float64, 0.1), (torch.float32, None)])
+def test_sync_norm_is_batch_norm_over_the_global_batch(peer, dtype, momentum):
+    """Output, input gradient and running statistics as BatchNorm over both processes' rows (4 + 2 images);
+    the affine parameters' gradients this process's own sums (DDP averages them); all in the input's dtype."""
+    g = torch.Generator().manual_seed(5)
+    x, theirs = torch.randn(4, 3, 2, 2, generator=g), torch.randn(2, 3, 2, 2, generator=g) * 2 + 1
+    grad, grad_theirs = torch.randn(4, 3, 2, 2, generator=g), torch.randn(2, 3, 2, 2, generator=g)
+    reference, y_ref, dx_ref, xhat = global_batch_norm(x, theirs, grad, grad_theirs, peer, momentum=momentum)
+    layer = sync_norm_layer(3, dtype, momentum=momentum)
+    mine = x.to(dtype).requires_grad_()
+    y = layer(mine)
+    (y * grad.to(dtype)).sum().backward()
+    assert peer == []  # both sums were all-reduced
+    assert y.dtype == dtype and mine.grad.dtype == dtype and layer.weight.grad.dtype == dtype
+    close = dict(rtol=0, atol=1e-5)
+    assert torch.allclose(y.double(), y_ref.detach(), **close)
+    assert torch.allclose(mine.grad.double(), dx_ref, **close)
+    assert torch.allclose(layer.weight.grad.double(), (grad.double() * xhat).sum((0, 2, 3)), **close)
+    assert torch.allclose(layer.bias.grad.double(), grad.double().sum((0, 2, 3)), **close)
+    assert torch.allclose(layer.running_mean.double(), reference.running_mean, **close)
+    assert torch.allclose(layer.running_var.double(), reference.running_var, **close)
+    assert layer.num_batches_tracked.item() == reference.num_batches_tracked.item() == 1
+
+
+def test_sync_norm_without_affine_parameters_of_two_rows(peer):
+    """No γ, β; one row here and one there: the running variance is the unbiased one of two values."""
+    x, theirs = torch.tensor([[1.0, -2.0, 0.5]]), torch.tensor([[3.0, 2.0, 0.25]])
+    grad, grad_theirs = torch.tensor([[0.5, 1.0, -1.0]]), torch.tensor([[2.0, -1.0, 0.25]])
+    reference, y_ref, dx_ref, _ = global_batch_norm(x, theirs, grad, grad_theirs, peer, affine=False)
+    layer = sync_norm_layer(3, affine=False)
+    mine = x.clone().requires_grad_()
+    y = layer(mine)
+    (y * grad).sum().backward()
+    assert peer == []
+    close = dict(rtol=0, atol=1e-5)
+    assert torch.allclose(y.double(), y_ref.detach(), **close) and torch.allclose(mine.grad.double(), dx_ref, **close)
+    assert torch.allclose(layer.running_mean.double(), reference.running_mean, **close)
+    expected_var = 0.9 * 2.0 + 0.1 * torch.tensor([2.0, 8.0, 0.03125])  # (a − b)² / 2 of each channel's two values
+    assert torch.allclose(layer.running_var, expected_var, **close)
+    assert torch.allclose(reference.running_var.float(), expected_var, **close)
+
+
+def test_sync_norm_with_running_statistics_turned_off_keeps_them(peer):
+    """track_running_stats set False after construction (the buffers stay): batch statistics are used and the
+    buffers, the batch count included, are left as they were - as nn.BatchNorm does."""
+    g = torch.Generator().manual_seed(7)
+    x, theirs = torch.randn(3, 2, 2, 2, generator=g), torch.randn(5, 2, 2, 2, generator=g)
+    grad, grad_theirs = torch.randn(3, 2, 2, 2, generator=g), torch.randn(5, 2, 2, 2, generator=g)
+    reference, y_ref, dx_ref, _ = global_batch_norm(x, theirs, grad, grad_theirs, peer)
+    layer = sync_norm_layer(2)
+    layer.track_running_stats = False
+    mine = x.clone().requires_grad_()
+    y = layer(mine)
+    (y * grad).sum().backward()
+    assert torch.allclose(y.double(), y_ref.detach(), rtol=0, atol=1e-5)
+    assert torch.allclose(mine.grad.double(), dx_ref, rtol=0, atol=1e-5)
+    assert torch.equal(layer.running_mean, torch.full((2,), 0.5))
+    assert torch.equal(layer.running_var, torch.full((2,), 2.0))
+    assert layer.num_batches_tracked.item() == 0
+
+
+def test_one_process_sync_norm_is_plain_batch_norm(monkeypatch):
+    """In a group of one (and outside any group) the layer is nn.BatchNorm itself: no collective, the same
+    numbers bit for bit; it takes (N, C) and (N, C, H, W) input and names the dimensions of any other."""
+    from torch import nn
+
+    def no_collective(*args, **kwargs):
+        raise AssertionError("a group of one made a collective")
+    monkeypatch.setattr(tdist, "all_reduce", no_collective)
+    g = torch.Generator().manual_seed(3)
+    for grouped in (True, False):
+        monkeypatch.setattr(tdist, "is_initialized", lambda: grouped)
+        monkeypatch.setattr(tdist, "get_world_size", lambda *a, **k: 1)
+        for x in (torch.randn(5, 3, generator=g), torch.randn(4, 3, 2, 2, generator=g)):
+            layer, plain = sync_norm_layer(3), (nn.BatchNorm1d if x.dim() == 2 else nn.BatchNorm2d)(3)
+            plain.load_state_dict(layer.state_dict())
+            assert torch.equal(layer(x), plain(x))
+            assert torch.equal(layer.running_mean, plain.running_mean)
+            assert torch.equal(layer.running_var, plain.running_var)
+        with pytest.raises(ValueError) as raised:
+            sync_norm_layer(3)(torch.randn(3, generator=g))
+        assert str(raised.value) == "expected at least 2-D input (got 1-D)"
+
+
+# -- layers.GlobalBatchDropout at work on the CPU ----------------------------------------------------------------------
+def global_dropout(p, x, rows=None):
+    from deepdive.training.ddp.layers import GlobalBatch, GlobalBatchDropout
+
+    batch = GlobalBatch()
+    layer = GlobalBatchDropout(p, False, batch).train()
+    if rows is None:
+        return layer(x)
+    with batch.step(*rows):
+        return layer(x)
+
+
+def test_global_batch_dropout_draws_in_the_input_layout_dtype_and_device():
+    """Rows [1, 3) of a global batch of 5: the mask drawn for all 5 in the input's memory layout (a channels-last
+    input gets a channels-last mask: the same images keep the same values in either layout), dtype and device."""
+    x = torch.arange(1.0, 2 * 3 * 2 * 2 + 1).view(2, 3, 2, 2)
+    torch.manual_seed(4)
+    keep = torch.empty(5, 3, 2, 2).bernoulli_(0.7)
+    torch.manual_seed(4)
+    assert torch.equal(global_dropout(0.3, x, (1, 5)), x * (keep / 0.7)[1:3])
+    torch.manual_seed(4)
+    keep_last = torch.empty(5, 3, 2, 2).contiguous(memory_format=torch.channels_last).bernoulli_(0.7)
+    assert not torch.equal(keep_last, keep)  # (else the layouts would not be told apart)
+    torch.manual_seed(4)
+    y = global_dropout(0.3, x.contiguous(memory_format=torch.channels_last), (1, 5))
+    assert torch.equal(y, x * (keep_last / 0.7)[1:3])
+    double = x.double()
+    torch.manual_seed(4)
+    keep = torch.empty(5, 3, 2, 2, dtype=torch.float64).bernoulli_(0.7)
+    torch.manual_seed(4)
+    y = global_dropout(0.3, double, (1, 5))
+    assert y.dtype == torch.float64 and torch.equal(y, double * (keep / 0.7)[1:3])
+    on_meta = global_dropout(0.3, torch.ones(2, 3, device="meta"), (0, 4))
+    assert on_meta.device.type == "meta" and on_meta.shape == (2, 3)
+
+
+def test_global_batch_dropout_of_vectors_and_of_the_edge_rates():
+    """A 1-D input is a batch of numbers (its mask drawn for the global batch); a 0-D input, p 0 and p 1, and a
+    layer outside a step, are plain dropout (p 0 and 1 draw nothing: the generator stays where it was)."""
+    import torch.nn.functional as F
+
+    v = torch.arange(1.0, 4.0)
+    torch.manual_seed(6)
+    keep = torch.empty(7).bernoulli_(0.5)
+    torch.manual_seed(6)
+    assert torch.equal(global_dropout(0.5, v, (2, 7)), v * (keep / 0.5)[2:5])
+    for rows in ((0, 2), None):
+        torch.manual_seed(6)
+        expected = F.dropout(torch.tensor(3.0), 0.5, True)
+        torch.manual_seed(6)
+        assert torch.equal(global_dropout(0.5, torch.tensor(3.0), rows), expected)
+    x = torch.arange(1.0, 7.0).view(3, 2)
+    torch.manual_seed(6)
+    expected = F.dropout(x, 0.5, True)
+    torch.manual_seed(6)
+    assert torch.equal(global_dropout(0.5, x), expected)  # no step: its own mask
+    from deepdive.training.ddp.layers import GlobalBatchDropout
+    torch.manual_seed(6)
+    assert torch.equal(GlobalBatchDropout(0.5).train()(x), expected)  # no GlobalBatch at all
+    for p, rows in ((0.0, (1, 5)), (1.0, (1, 5)), (0.0, None), (1.0, None)):
+        before = torch.get_rng_state()
+        y = global_dropout(p, x, rows)
+        assert torch.equal(y, x if p == 0 else torch.zeros_like(x)) and torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA mask needs a GPU")
+def test_global_batch_dropout_on_cuda_keeps_its_rows_of_the_fused_kernel_mask():
+    """On CUDA the mask is the fused dropout kernel's (``torch.native_dropout``) for the global batch's shape."""
+    x = torch.arange(1.0, 2 * 3 * 4 + 1, device="cuda").view(2, 3, 4)
+    torch.manual_seed(9)
+    keep = torch.native_dropout(torch.ones(5, 3, 4, device="cuda"), 0.3, True)[1]
+    torch.manual_seed(9)
+    y = global_dropout(0.3, x, (1, 5))
+    assert y.dtype == x.dtype and torch.equal(y, x * keep[1:3].to(x.dtype) * (1.0 / (1 - 0.3)))
+    assert 0 < int(keep[1:3].sum()) < keep[1:3].numel()  # (a mask that drops some values and keeps others)
+
+
+# -- ProcessGroup: the step's agreement, the loss weight, the clock, adopting the model and wrapping it ----------------
+def test_the_step_agreement_sums_losses_counts_signals_and_rank_0_clock(peer):
+    """One all-reduce of [Σloss, images, SIGINT?, SIGTERM?, rank 0's clock]; an empty share adds nothing (its mean
+    loss is NaN); SIGTERM wins over SIGINT; the clock is rank 0's alone."""
+    import math as m
+
+    rank1 = ProcessGroup(1, 2, 1, 2, torch.device("cpu"), timeout=60.0)
+    assert rank1.train_seconds(None) == 0.0  # before the first step
+    peer.append(torch.tensor([1.25, 5.0, 1.0, 0.0, 12.5], dtype=torch.float64))  # rank 0: 5 images, SIGINT
+    assert rank1.agree_step(0.5, 3, None, 99.0) == (2.75 / 8, signal.SIGINT)
+    assert rank1.seconds == 12.5 and rank1.train_seconds(None) == 12.5
+    peer.append(torch.tensor([1.25, 5.0, 0.0, 0.0, 20.0], dtype=torch.float64))
+    assert rank1.agree_step(m.nan, 0, signal.SIGTERM, 99.0) == (0.25, signal.SIGTERM)
+    assert rank1.seconds == 20.0
+    rank0 = ProcessGroup(0, 2, 0, 2, torch.device("cpu"), timeout=60.0)
+    peer.append(torch.tensor([1.0, 4.0, 1.0, 1.0, 0.0], dtype=torch.float64))
+    assert rank0.agree_step(0.5, 4, None, 7.5) == (3.0 / 8, signal.SIGTERM)
+    assert rank0.seconds == 7.5
+    peer.append(torch.tensor([1.0, 4.0, 0.0, 0.0, 0.0], dtype=torch.float64))
+    assert rank0.agree_step(0.5, 4, None, 8.5) == (3.0 / 8, None)
+
+
+def test_a_share_loss_is_weighed_by_its_part_of_the_global_batch():
+    group = ProcessGroup(1, 4, 1, 4, torch.device("cpu"), timeout=60.0)
+    rows = group.rows(3, 10)  # shares of 10 among 4: 3 3 2 2
+    assert rows == (3, 3, 10)
+    assert group.weigh(2.0, rows) == 2.4 and group.weigh(torch.tensor(5.0), rows).item() == pytest.approx(6.0)
+
+
+def test_a_failed_sum_is_the_lost_line(monkeypatch, caplog):
+    def all_reduce(tensor, *args, **kwargs):
+        raise RuntimeError("[pair.cc:1] Connection closed by peer")
+    monkeypatch.setattr(tdist, "all_reduce", all_reduce)
+    group = ProcessGroup(1, 2, 1, 2, torch.device("cpu"), timeout=30.0)
+    with caplog.at_level(logging.INFO, logger="deepdive"), pytest.raises(RunFailed) as raised:
+        group.sum([1.0, 2.0])
+    assert str(raised.value) == ("process 1 of 2 lost contact with the others (Connection closed by peer): one of "
+                                 "them died or did not answer within --dist-timeout 30 s; its own error, if any, "
+                                 "is above")
+
+
+def adoption(device, sync_bn=True, test=None):
+    from torch import nn
+
+    from deepdive.data.pipeline import Split
+
+    split = Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+    group = ProcessGroup(0, 2, 0, 2, device, timeout=60.0)
+    bundle = SimpleNamespace(train=split, test=test or split, val=None)
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Dropout(0.5))
+    group.adopt(SimpleNamespace(sync_bn=sync_bn), bundle, model)
+    return group, bundle, model
+
+
+def test_adopting_shards_the_training_split_and_turns_the_layers_global():
+    from torch import nn
+
+    from deepdive.training.ddp.layers import CpuSyncBatchNorm, GlobalBatchDropout
+    from deepdive.training.ddp.sharding import STREAMED, ShardedSplit
+
+    group, bundle, model = adoption(torch.device("cpu"))
+    assert type(bundle.train) is ShardedSplit and bundle.train.group is group
+    assert type(model[1]) is CpuSyncBatchNorm and type(model[2]) is GlobalBatchDropout
+    assert model[2].global_batch is group.batch
+    _, _, model = adoption(torch.device("cuda", 0))  # (only the class changes: no GPU is needed)
+    assert type(model[1]) is nn.SyncBatchNorm
+    _, _, model = adoption(torch.device("cpu"), sync_bn=False)
+    assert type(model[1]) is nn.BatchNorm2d and type(model[2]) is GlobalBatchDropout
+    with pytest.raises(UserError) as raised:
+        adoption(torch.device("cpu"), test=SimpleNamespace(images=None))  # a streamed test split
+    assert str(raised.value) == STREAMED
+
+
+@pytest.fixture
+def ddp(monkeypatch):
+    """torch's DistributedDataParallel replaced by a recorder of what it wraps (raising what the test gives)."""
+    import torch.nn.parallel
+
+    made, raising = [], []
+
+    class Wrapped(SimpleNamespace):
+        def __init__(self, model, device_ids=None):
+            if raising:
+                raise raising.pop()
+            super().__init__(module=model, device_ids=device_ids,
+                             params=[p for p in model.parameters() if p.requires_grad])
+            made.append(self)
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", Wrapped)
+    return SimpleNamespace(made=made, raising=raising)
+
+
+def test_the_ddp_wrapper_is_made_again_only_when_the_trainable_parameters_change(ddp):
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    group = ProcessGroup(0, 2, 0, 2, torch.device("cpu"), timeout=60.0)
+    first = group.wrap(model)
+    assert first.module is model and first.device_ids is None and group.wrap(model) is first
+    model[0].requires_grad_(False)
+    second = group.wrap(model)
+    assert second is not first and second.params == list(model[1].parameters())
+    model[0].requires_grad_(True)
+    model[1].requires_grad_(False)  # as many trainable parameters, other ones
+    third = group.wrap(model)
+    assert third is not second and third.params == list(model[0].parameters()) and group.wrap(model) is third
+    assert len(ddp.made) == 3
+    on_cuda = ProcessGroup(1, 2, 1, 2, torch.device("cuda", 1), timeout=60.0)
+    assert on_cuda.wrap(model).device_ids == [1]
+
+
+def test_a_ddp_wrapper_that_fails_to_reach_the_others_is_the_lost_line(ddp):
+    from torch import nn
+
+    group = ProcessGroup(1, 2, 1, 2, torch.device("cpu"), timeout=60.0)
+    ddp.raising.append(RuntimeError("[pair.cc:1] Connection reset by peer"))
+    with pytest.raises(RunFailed) as raised:
+        group.wrap(nn.Linear(2, 2))
+    assert str(raised.value).startswith("process 1 of 2 lost contact with the others (Connection reset by peer): ")
+    ddp.raising.append(RuntimeError("something else"))
+    with pytest.raises(RuntimeError, match="^something else$"):
+        ProcessGroup(1, 2, 1, 2, torch.device("cpu"), timeout=60.0).wrap(nn.Linear(2, 2))

@@ -382,14 +382,17 @@ def test_reported_accuracy_and_epoch_line_agree_with_a_hand_count(cli, tmp_path,
             f"test acc {100 * record['test_accuracy']:.2f}%  val acc {100 * record['val_accuracy']:.2f}%") in line
 
 
-def test_in_process_interrupt_at_a_step_resumes_exactly(tmp_path):
+def test_in_process_sigint_at_a_step_then_resume_ends_bit_identical(tmp_path, monkeypatch):
     """The hook points fire in order; SIGINT at step 10 checkpoints mid-epoch and resume ends bit-identical
-    (in-process, so the checkpoint/restore code is what this very test imports)."""
+    (in-process, so the checkpoint/restore code is what this very test imports; the name avoids the words of
+    mutmut's -k filter, which leaves out the tests that stop child processes). The restore hands the group the
+    checkpoint's RNG states and the stopwatch holding the checkpoint's clocks."""
     import json
     import os
     import signal
 
     from deepdive.errors import Interrupted
+    from deepdive.training.ddp.group import OneProcess
     from deepdive.training.resume import open_resume, resume_run
     from deepdive.training.setup import run_training
     argv = [*SYNTH, "--limit-train", "96", "-b", "16", "--epochs", "3", "--opt", "momentum", "--lr", "0.05",
@@ -407,10 +410,40 @@ def test_in_process_interrupt_at_a_step_resumes_exactly(tmp_path):
     loop = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["loop"]
     assert (loop["epoch"], loop["step_in_epoch"], loop["global_step"], loop["seen"]) == (1, 4, 10, 64)
     assert loop["clocks"]["train"] > 0 and loop["order"] is not None
+    saved_rng = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["rng"]
+    handed = []
+    monkeypatch.setattr(OneProcess, "restored", lambda self, rng, watch: handed.append((rng, watch.state())))
     run, cfg, differences = open_resume(str(tmp_path / "cut"), {})
     resumed = resume_run(run, cfg, differences)
+    [(rng, clocks)] = handed
+    assert rng.keys() == saved_rng.keys() and all(torch.equal(rng[k], saved_rng[k]) for k in ("torch", "data"))
+    assert clocks == loop["clocks"]
     assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
     assert resumed["test_loss"] == reference["test_loss"] and resumed["epochs"] == 3
     final = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["loop"]
     assert final["epoch"] == 3  # --save-every 2, 3 epochs: the last epoch checkpoints anyway
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_run_continued_without_ema_and_augmentation_ignores_their_saved_state(tmp_path):
+    """A checkpoint of a run with --ema and --augment, continued with both turned off (--force): the saved
+    average and augmenter states are left alone, the run completes without them (its weights the final ones)."""
+    from deepdive.training.resume import open_resume, resume_run
+    from deepdive.training.setup import run_training
+
+    def hook(point, n):
+        if (point, n) == ("checkpoint", 1):
+            raise RuntimeError("the machine went away")
+    argv = [*SYNTH, "--limit-train", "32", "--limit-test", "16", "-b", "16", "--epochs", "2", "--ema", "0.8",
+            "--augment", "crop-flip"]
+    with pytest.raises(RuntimeError, match="the machine went away"):
+        run_training(resolve_config({**flags_of(*argv), "out": str(tmp_path / "run")}), hooks=hook)
+    saved = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert saved["ema"] is not None and saved["augment"] is not None and saved["loop"]["epoch"] == 1
+    assert saved["loop"]["step_in_epoch"] == 0 and saved["loop"]["order"] is None  # between epochs
+    run, cfg, differences = open_resume(str(tmp_path / "run"), {"ema": None, "augment": "none"}, force=True)
+    assert cfg.ema is None and cfg.augment == "none" and len(differences) == 2
+    summary = resume_run(run, cfg, differences)
+    assert (summary["status"], summary["epochs"], summary["weights"]) == ("completed", 2, "final")
+    final = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert final["ema"] is None and final["augment"] is None and final["loop"]["epoch"] == 2
