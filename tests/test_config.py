@@ -162,7 +162,7 @@ def test_model_json_rebuilds_the_model_alone(cli, tmp_path):
     assert cli("train", *SYNTH, "--model", "fastnet", "--synthetic-shape", "3,12,12", "--widths", "8,16",
                "--no-whiten", "--epochs", "1", "--out", run).code == 0
     info = json.loads((run / "model.json").read_text())
-    assert info["options"] == {"widths": [8, 16], "whiten": False} and info["channels_last"] is True
+    assert info["options"] == {"widths": [8, 16], "whiten": False, "identity_init": True} and info["channels_last"] is True
     model = build_model(info["model"], torch.nn, F, info["input_shape"], len(info["classes"]), **info["options"])
     from safetensors.torch import load_file
     model.load_state_dict(load_file(str(run / "model.safetensors")))  # the shapes fit

@@ -465,16 +465,15 @@ def test_a_damaged_cache_entry_is_rebuilt_not_trusted(cli, tmp_path, monkeypatch
     assert (tmp_path / "b" / "summary.json").exists()
 
 
-def test_nan_weights_give_strict_json(cli, run):
-    """A model whose weights are NaN still evaluates, but --json stays standard JSON (null, not NaN)."""
+def test_nan_weights_are_a_failure_and_print_no_json(cli, run):
+    """A model whose weights are NaN is a failed run (exit 1, one line; issue 24), and --json prints nothing that a
+    parser could take for a result."""
     from safetensors.numpy import load_file, save_file
     weights = load_file(str(run / "model.safetensors"))
     save_file({k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in weights.items()},
               str(run / "model.safetensors"))
     result = cli("evaluate", run, "--json")
-    assert result.code == 0
-    assert json.loads(result.out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))[
-        "test_loss"] is None
+    assert result.code == 1 and result.out == "" and "NaN or infinite weights" in result.err
 
 
 def test_max_image_mb_sets_the_ceiling(cli, tmp_path):
