@@ -266,3 +266,20 @@ def test_every_run_of_a_ladder_trains_on_the_threads_chosen_once(tmp_path, fake_
     result = ladder.run_ladder("tiny", [0, 1], tmp_path / "l", str(fake_cifar), "cpu", [8, 9])
     summaries = [json.loads((Path(r) / "summary.json").read_text()) for row in result["rungs"] for r in row["runs"]]
     assert len(summaries) == 4 and {s["threads"] for s in summaries} == {1} and len(calls) == 1
+
+
+def test_overwrite_trains_every_run_again(cli, tmp_path, fake_cifar):
+    out = tmp_path / "ladder"
+    args = ["ladder", "--scale", "tiny", "--rungs", "9", "--seeds", "0", "--data-dir", fake_cifar, "--device", "cpu",
+            "--out", out, "--json"]
+    first = cli(*args)
+    assert first.code == 0 and first.json()["trained_now"] == [str(out / "ladder-9" / "seed-0")]
+    assert cli(*args).json()["trained_now"] == []
+    assert cli(*args, "--overwrite").json()["trained_now"] == [str(out / "ladder-9" / "seed-0")]
+
+
+def test_no_identity_init_flag_reaches_the_config():
+    from deepdive.commands.train_flags import parse_train_flags
+
+    assert resolve_config(parse_train_flags(["--model", "fastnet", "--no-identity-init"])).identity_init is False
+    assert resolve_config(parse_train_flags(["--model", "fastnet"])).identity_init is True

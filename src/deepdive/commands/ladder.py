@@ -74,7 +74,7 @@ def read_peer(path: str) -> dict:
     try:
         peer = json.loads(read_bounded(Path(path), 1 << 20, fix).decode())["airbench94"]
         accuracy, seconds = float(peer["tta_accuracy"]["mean"]), float(peer["train_seconds"]["mean"])
-        runs, where = int(len(peer["seeds"])), str(peer["where"])[:200]
+        runs, where = len(peer["seeds"]), str(peer["where"])[:200]
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"--peer {path}: cannot read it ({type(exc).__name__}): {fix}") from None
     except (ValueError, KeyError, TypeError, OverflowError):

@@ -44,9 +44,9 @@ def parse_seeds(text: str, flag: str = "--seeds", cap: int = MAX_SEEDS, upper: i
             raise UserError(f"{flag} {text!r} is invalid: {part.strip()} runs backwards; give LOW-HIGH, e.g. 0-9")
         if hi >= upper:
             raise UserError(f"{flag} {text!r} is out of range: give whole numbers below {upper}")
-        if len(chosen) + (hi - lo + 1) > cap and len(chosen | set(range(lo, min(hi, lo + cap) + 1))) > cap:
+        chosen.update(range(lo, min(hi, lo + cap) + 1))  # at most cap + 1 new numbers: enough to see the cap passed
+        if len(chosen) > cap:
             raise UserError(f"{flag} {text} names more than {cap}: give fewer")
-        chosen.update(range(lo, hi + 1))
     return sorted(chosen)
 
 

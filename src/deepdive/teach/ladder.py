@@ -44,11 +44,9 @@ def rung_indices(text: str | None) -> list[int]:
     from deepdive.teach.article_seeds import parse_seeds
 
     try:
-        chosen = parse_seeds(text)
+        chosen = parse_seeds(text, "--rungs", upper=len(RUNGS))
     except UserError:
-        chosen = [-1]
-    if any(i >= len(RUNGS) for i in chosen) or chosen == [-1]:
-        raise UserError(f"--rungs {text!r} is invalid: give rungs 0 to {len(RUNGS) - 1}, e.g. 0-4 or 2,5")
+        raise UserError(f"--rungs {text!r} is invalid: give rungs 0 to {len(RUNGS) - 1}, e.g. 0-4 or 2,5") from None
     return sorted(set(chosen) | {i - 1 for i in chosen if RUNGS[i].same_runs_as_below})
 
 
